@@ -1,0 +1,84 @@
+# KSM harness: build, boot and test our KSM for Linux 6.12 (and stock KSM
+# for comparison).  See README, section "Harness".
+#
+#   make kernel [STOCK=1] [DEBUG=1]   build a kernel variant
+#   make initramfs [STOCK=1] [DEBUG=1]
+#   make check [STOCK=1] [LEAN=1] [ONLY=...] [TEST_TIMEOUT=s] [GUEST_TIMEOUT=s]
+#   make boot [STOCK=1] [DEBUG=1]     boot, print basics, power off
+#   make shell [STOCK=1] [DEBUG=1]    interactive busybox shell in the guest
+#   make demo                         (not yet)
+#   make deps | clean | distclean
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+S := scripts
+
+# Variant selection.
+ifeq ($(STOCK),1)
+BASE := stock
+else
+BASE := ksm
+endif
+ifeq ($(DEBUG),1)
+VARIANT := $(BASE)-debug
+else
+VARIANT := $(BASE)
+endif
+# "make check" boots the debug variant unless LEAN=1.
+ifeq ($(LEAN),1)
+CHECK_VARIANT := $(BASE)
+else
+CHECK_VARIANT := $(BASE)-debug
+endif
+
+# Passed through to the scripts.
+export ONLY TEST_TIMEOUT GUEST_TIMEOUT ACCEL V APPEND OURTESTS
+
+.PHONY: help deps source kernel initramfs tests check boot shell demo bench clean distclean
+
+help:
+	@sed -n '4,12s/^# \{0,1\}//p' Makefile
+
+deps:
+	@$(S)/install-deps.sh
+
+source: deps
+	@$(S)/prepare-source.sh pristine
+	@if [ "$(BASE)" = ksm ]; then $(S)/prepare-source.sh overlay; fi
+
+kernel: deps
+	@$(S)/build-kernel.sh $(VARIANT)
+
+initramfs: deps
+	@$(S)/build-initramfs.sh $(VARIANT)
+
+tests: deps
+	@$(S)/build-tests.sh $(if $(filter ksm,$(BASE)),--ours)
+
+check: deps
+	@start=$$SECONDS; \
+	$(S)/build-kernel.sh $(CHECK_VARIANT) && \
+	$(S)/build-initramfs.sh $(CHECK_VARIANT) && \
+	echo "==> build steps took $$((SECONDS - start))s" && \
+	$(S)/run-qemu.sh $(CHECK_VARIANT) check
+
+boot: deps
+	@$(S)/build-kernel.sh $(VARIANT) && \
+	$(S)/build-initramfs.sh $(VARIANT) && \
+	$(S)/run-qemu.sh $(VARIANT) boot
+
+shell: deps
+	@$(S)/build-kernel.sh $(VARIANT) && \
+	$(S)/build-initramfs.sh $(VARIANT) && \
+	$(S)/run-qemu.sh $(VARIANT) shell
+
+demo:
+	@echo "make demo: not yet (hook: scripts/guest/demo.sh, booted with ksm.harness=demo)"
+
+clean:
+	rm -rf build/obj build/ksm build/ksm-debug build/stock build/stock-debug \
+		build/initramfs build/initramfs-*.cpio.gz* build/tests build/uapi build/uapi-ksm \
+		build/src/ksm build/src/ksm.manifest build/accel.cache build/kvm-probe.log
+
+distclean:
+	rm -rf build

@@ -1,0 +1,75 @@
+#!/bin/bash
+# Build build/initramfs-<variant>.cpio.gz: busybox-static, /init from
+# scripts/guest-init.sh, the mode scripts from scripts/guest/ (as
+# /harness/*.sh) and the static test binaries under /tests.
+#
+#   build-initramfs.sh VARIANT
+#
+# Our selftests are included for our variants; for stock ones only with
+# OURTESTS=1.  The archive is only rewritten when its inputs changed.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+VARIANT=${1:?usage: $0 VARIANT}
+is_ours "$VARIANT" || true
+
+WITH_OURS=0
+if is_ours "$VARIANT" || [[ ${OURTESTS:-0} == 1 ]]; then
+	WITH_OURS=1
+fi
+if [[ $WITH_OURS == 1 ]]; then
+	"$REPO/scripts/build-tests.sh" --ours
+else
+	"$REPO/scripts/build-tests.sh"
+fi
+
+BUSYBOX=$(command -v busybox || true)
+[[ -n $BUSYBOX ]] || die "busybox not found (package busybox-static)"
+readelf -l "$(readlink -f "$BUSYBOX")" 2>/dev/null | grep -q 'INTERP' &&
+	die "$BUSYBOX is dynamically linked; install busybox-static"
+
+OUTFILE=$BUILD/initramfs-$VARIANT.cpio.gz
+STAGE=$BUILD/initramfs/$VARIANT
+rm -rf "$STAGE"
+mkdir -p "$STAGE"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,root,etc,harness,tests/upstream,tests/ours}
+
+cp "$BUSYBOX" "$STAGE/bin/busybox"
+for applet in $("$BUSYBOX" --list-full); do
+	[[ -e $STAGE/$applet ]] || ln -s /bin/busybox "$STAGE/$applet"
+done
+install -m 0755 "$REPO/scripts/guest-init.sh" "$STAGE/init"
+for s in "$REPO"/scripts/guest/*.sh; do
+	install -m 0755 "$s" "$STAGE/harness/$(basename "$s")"
+done
+install -m 0755 "$BUILD/tests/upstream/ksm_tests" "$BUILD/tests/upstream/ksm_functional_tests" \
+	"$STAGE/tests/upstream/"
+nours=0
+if [[ $WITH_OURS == 1 ]]; then
+	for t in "$BUILD"/tests/ours/ksm_*_test; do
+		[[ -x $t ]] || continue
+		install -m 0755 "$t" "$STAGE/tests/ours/"
+		nours=$((nours + 1))
+	done
+fi
+echo "root:x:0:0:root:/root:/bin/sh" >"$STAGE/etc/passwd"
+echo "root:x:0:" >"$STAGE/etc/group"
+
+# Content hash of the staged tree decides whether the archive is rewritten.
+HASH=$(cd "$STAGE" && find . -print0 | LC_ALL=C sort -z |
+	xargs -0 stat -c '%n %a %F %N' | sha256sum | cut -d' ' -f1)
+HASH=$(
+	{
+		echo "$HASH"
+		cd "$STAGE" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+	} | sha256sum | cut -d' ' -f1
+)
+if [[ -f $OUTFILE && -f $OUTFILE.hash && $(cat "$OUTFILE.hash") == "$HASH" ]]; then
+	info "initramfs build/$(basename "$OUTFILE") up to date ($nours selftest(s) of ours)"
+	exit 0
+fi
+(cd "$STAGE" && find . -print0 | LC_ALL=C sort -z |
+	cpio --null -o -H newc --owner=0:0 --reproducible 2>/dev/null) | gzip -9n >"$OUTFILE.tmp" ||
+	die "creating the initramfs failed"
+mv "$OUTFILE.tmp" "$OUTFILE"
+echo "$HASH" >"$OUTFILE.hash"
+info "initramfs build/$(basename "$OUTFILE") written ($(du -k "$OUTFILE" | cut -f1) KiB, $nours selftest(s) of ours)"

@@ -1,0 +1,201 @@
+#!/bin/sh
+# ksm.harness=check: run our kselftests and upstream's 6.12 KSM selftests.
+# (KUnit suites already ran during boot; the host reads them from the log.)
+#
+# Every result becomes one marker line, on the console and on the clean
+# results channel /dev/ttyS1 (second serial port, no kernel messages):
+#
+#   KSMTEST <suite> <test name> PASS|FAIL|SKIP
+#   KSMTEST-RC <suite> <run> rc=<exit code> time=<seconds>[ timeout]
+#   KSMTEST-DONE
+#
+# Parameters (kernel command line, see guest-init.sh):
+#   ksm.only=PAT[,PAT...]   run only suites/tests matching a shell glob
+#                           against "suite" or "suite:test"
+#   ksm.timeout=SECONDS     per test binary run (default 300)
+
+T=${KSM_TIMEOUT:-300}
+ONLY=${KSM_ONLY:-}
+KSM=/sys/kernel/mm/ksm
+
+if [ -c /dev/ttyS1 ]; then
+	stty -F /dev/ttyS1 raw -echo 2>/dev/null
+	exec 3>/dev/ttyS1
+else
+	exec 3>/dev/null
+fi
+
+mark() {
+	echo "$*"
+	echo "$*" >&3
+}
+
+# selected SUITE [TEST]: is this suite (or suite:test) picked by ksm.only?
+selected() {
+	[ -z "$ONLY" ] && return 0
+	set -f
+	for pat in $(echo "$ONLY" | tr ',' ' '); do
+		case $pat in kunit:*) continue ;; esac
+		case $1 in $pat) set +f; return 0 ;; esac
+		if [ -n "$2" ]; then
+			case "$1:$2" in $pat) set +f; return 0 ;; esac
+		else
+			# a pattern naming tests of this suite selects the whole run
+			case $pat in "$1":*) set +f; return 0 ;; esac
+		fi
+	done
+	set +f
+	return 1
+}
+
+ksm_set() {
+	[ -e "$KSM/$1" ] || return 0
+	echo "$2" >"$KSM/$1" 2>/dev/null ||
+		echo "harness: WARNING: cannot set $KSM/$1 to $2"
+}
+
+# Reset KSM to a known state: unmerge everything, restore the 6.12
+# defaults, leave it stopped (the tests start it themselves).
+reset_ksm() {
+	[ -d $KSM ] || return 0
+	ksm_set run 2
+	ksm_set advisor_mode none
+	ksm_set pages_to_scan 100
+	ksm_set sleep_millisecs 20
+	ksm_set max_page_sharing 256
+	ksm_set merge_across_nodes 1
+	ksm_set use_zero_pages 0
+	ksm_set stable_node_chains_prune_millisecs 2000
+	ksm_set smart_scan 1
+	ksm_set run 0
+}
+
+# run_bin OUTFILE CMD...: run with the per-test timeout, output to the console
+# and OUTFILE; sets RC, DUR, TIMEDOUT.
+run_bin() {
+	out=$1
+	shift
+	echo "harness: run: $*"
+	start=$(date +%s)
+	{
+		timeout -s TERM -k 10 "$T" "$@"
+		echo $? >/tmp/rc
+	} 2>&1 | tee "$out"
+	RC=$(cat /tmp/rc)
+	DUR=$(($(date +%s) - start))
+	TIMEDOUT=
+	if [ "$DUR" -ge "$T" ] && [ "$RC" -ge 124 ]; then
+		TIMEDOUT=" timeout"
+		echo "harness: TIMEOUT after ${T}s: $*"
+	fi
+}
+
+# tap_results SUITE OUTFILE: one marker per top-level TAP result line.
+# The name is the preceding "# [RUN] name" line if any, else the
+# description; "# SKIP" makes it SKIP, "# XFAIL" counts as PASS.
+tap_results() {
+	awk -v suite="$1" '
+	function trim(s) { sub(/^[ \t-]+/, "", s); sub(/[ \t\r]+$/, "", s); return s }
+	/^# \[RUN\] / { run = trim(substr($0, 9)); next }
+	/^1\.\.[0-9]+/ { plan = substr($1, 4) + 0; next }
+	/^(not )?ok [0-9]+/ {
+		res = ($1 == "not") ? "FAIL" : "PASS"
+		line = $0
+		sub(/^(not )?ok [0-9]+/, "", line)
+		desc = line; reason = ""
+		if (match(line, /#[ \t]*(SKIP|skip)/)) {
+			desc = substr(line, 1, RSTART - 1)
+			reason = substr(line, RSTART + RLENGTH)
+			res = "SKIP"
+		} else if (match(line, /#[ \t]*(XFAIL|xfail)/)) {
+			desc = substr(line, 1, RSTART - 1)
+			res = "PASS"
+		}
+		desc = trim(desc); reason = trim(reason)
+		name = (run != "") ? run : desc
+		if (name == "") name = reason
+		if (name == "") name = "test" (++anon)
+		gsub(/[ \t]+/, " ", name)
+		print "KSMTEST " suite " " name " " res
+		run = ""
+		n++
+		if (res == "FAIL") failed++
+	}
+	END {
+		print "N " n + 0 " " plan + 0 " " failed + 0 > "/tmp/tapcount"
+	}' "$2"
+}
+
+# run_tap_suite SUITE BINARY: a kselftest binary with many TAP results.
+run_tap_suite() {
+	suite=$1 bin=$2
+	selected "$suite" || return 0
+	reset_ksm
+	run_bin /tmp/out "$bin"
+	tap_results "$suite" /tmp/out >/tmp/marks
+	while read -r l; do mark "$l"; done </tmp/marks
+	read -r _ n plan failed </tmp/tapcount
+	if [ -n "$TIMEDOUT" ]; then
+		mark "KSMTEST $suite $suite:timeout FAIL"
+	elif [ "$n" -lt "$plan" ]; then
+		mark "KSMTEST $suite $suite:incomplete($n/$plan) FAIL"
+	elif [ "$RC" = 4 ] && [ "$n" = 0 ]; then
+		mark "KSMTEST $suite $suite SKIP"
+	elif [ "$RC" != 0 ] && [ "$RC" != 4 ] && [ "$failed" = 0 ]; then
+		mark "KSMTEST $suite $suite:exit-code FAIL"
+	elif [ "$n" = 0 ] && [ "$RC" = 0 ]; then
+		mark "KSMTEST $suite $suite:no-results FAIL"
+	fi
+	mark "KSMTEST-RC $suite $suite rc=$RC time=${DUR}s$TIMEDOUT"
+}
+
+# ksm_mode NAME ARGS...: one upstream ksm_tests mode = one test.
+ksm_mode() {
+	name=$1
+	shift
+	selected ksm_tests "$name" || return 0
+	reset_ksm
+	run_bin /tmp/out /tests/upstream/ksm_tests "$@"
+	tap_results ksm_tests /tmp/out >/tmp/marks
+	if [ -n "$TIMEDOUT" ]; then
+		res=FAIL
+	elif [ "$RC" = 4 ] || grep -q ' SKIP$' /tmp/marks; then
+		res=SKIP
+	elif [ "$RC" = 0 ] && grep -q ' PASS$' /tmp/marks; then
+		res=PASS
+	else
+		res=FAIL
+	fi
+	mark "KSMTEST ksm_tests $name $res"
+	mark "KSMTEST-RC ksm_tests $name rc=$RC time=${DUR}s$TIMEDOUT args=$(echo "$*" | tr ' ' '_')"
+}
+
+mark "KSMTEST-BEGIN kernel=$(uname -r) timeout=$T only=${ONLY:-all}"
+if [ ! -d $KSM ]; then
+	echo "harness: WARNING: $KSM does not exist (CONFIG_KSM off?)"
+fi
+echo "harness: THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
+echo "harness: KSM knobs: $(ls $KSM 2>/dev/null | tr '\n' ' ')"
+
+# (b) our kselftests
+for t in /tests/ours/ksm_*_test; do
+	[ -x "$t" ] || continue
+	run_tap_suite "$(basename "$t")" "$t"
+done
+
+# (c) upstream 6.12 ksm_tests in every mode, then ksm_functional_tests
+ksm_mode merge -M -p 10
+ksm_mode merge_prctl -M -p 10 -t 1
+ksm_mode unmerge -U
+ksm_mode zero_page_merge_z0 -Z -p 10 -z 0
+ksm_mode zero_page_merge_z1 -Z -p 10 -z 1
+ksm_mode numa_merge_m1 -N -m 1
+ksm_mode numa_merge_m0 -N -m 0
+ksm_mode merge_time -P -s 100
+ksm_mode merge_time_thp -H -s 100
+ksm_mode unmerge_time -D -s 100
+ksm_mode cow_time -C
+run_tap_suite ksm_functional_tests /tests/upstream/ksm_functional_tests
+
+reset_ksm
+mark "KSMTEST-DONE"

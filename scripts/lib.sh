@@ -1,0 +1,75 @@
+# Common helpers for the KSM harness scripts.  Source, don't execute.
+# shellcheck shell=bash
+
+REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+BUILD=${BUILD:-$REPO/build}
+TARBALL=${KSM_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
+PRISTINE=$BUILD/src/pristine
+OVERLAY=$BUILD/src/ksm
+LOGS=$BUILD/logs
+export CCACHE_DIR=${CCACHE_DIR:-/root/.cache/ccache}
+
+mkdir -p "$BUILD" "$LOGS"
+
+# die MESSAGE: one clear line on stderr, non-zero exit.
+die() {
+	echo "ERROR: $*" >&2
+	exit 1
+}
+
+info() {
+	echo "==> $*"
+}
+
+# is_ours VARIANT: true for our KSM variants, false for stock ones.
+is_ours() {
+	case $1 in
+	ksm | ksm-debug) return 0 ;;
+	stock | stock-debug) return 1 ;;
+	*) die "unknown variant '$1' (ksm, ksm-debug, stock, stock-debug)" ;;
+	esac
+}
+
+is_debug() {
+	[[ $1 == *-debug ]]
+}
+
+# src_tree VARIANT: the kernel source tree the variant is built from.
+src_tree() {
+	if is_ours "$1"; then echo "$OVERLAY"; else echo "$PRISTINE"; fi
+}
+
+# kernel_version TREE: 6.12.N from the tree's top Makefile.
+kernel_version() {
+	awk -F' *= *' '
+		$1 == "VERSION" { v = $2 }
+		$1 == "PATCHLEVEL" { p = $2 }
+		$1 == "SUBLEVEL" { s = $2 }
+		$1 == "EXTRAVERSION" { e = $2 }
+		/^NAME/ { exit }
+		END { printf "%s.%s.%s%s\n", v, p, s, e }' "$1/Makefile"
+}
+
+# write_if_changed SRC DST: copy SRC to DST only when contents differ, so
+# mtimes (and thus kbuild's incremental rebuilds) only move on real changes.
+write_if_changed() {
+	if ! cmp -s "$1" "$2"; then
+		mkdir -p "$(dirname "$2")"
+		rm -f "$2"
+		cp "$1" "$2"
+		return 0
+	fi
+	return 1
+}
+
+# hash_files FILE...: one sha256 over the names and contents of the files
+# that exist (missing ones hash as "<absent>").
+hash_files() {
+	local f
+	for f in "$@"; do
+		echo "== $f"
+		if [[ -e $f ]]; then cat "$f"; else echo "<absent>"; fi
+	done | sha256sum | cut -d' ' -f1
+}
+
+NPROC=$(nproc)

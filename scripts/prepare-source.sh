@@ -1,0 +1,168 @@
+#!/bin/bash
+# Prepare kernel source trees.
+#
+#   prepare-source.sh pristine   extract the Debian tarball once into
+#                                build/src/pristine (never edited afterwards)
+#   prepare-source.sh overlay    build/src/ksm = pristine + our repo files
+#
+# The overlay is incremental: a file is only (re)written when its content
+# changes, so editing one of our .c files rebuilds only that object.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+STAMP=$BUILD/src/pristine.stamp
+
+tarball_id() {
+	stat -c '%n %s %Y' "$TARBALL"
+}
+
+prepare_pristine() {
+	[[ -f $TARBALL ]] || die "kernel tarball $TARBALL missing (run scripts/install-deps.sh; package linux-source-6.12)"
+	local want
+	want=$(tarball_id)
+	if [[ -d $PRISTINE && -f $STAMP && $(cat "$STAMP") == "$want" ]]; then
+		return 0
+	fi
+	info "extracting $TARBALL into build/src/pristine"
+	# A new tarball invalidates everything derived from the old tree:
+	# tar keeps the archive's mtimes, which could be older than our objects.
+	rm -rf "$PRISTINE" "$PRISTINE.tmp" "$OVERLAY" "$BUILD/src/ksm.manifest" \
+		"$BUILD/obj" "$BUILD/uapi" "$BUILD/uapi-ksm" "$BUILD/tests" "$STAMP"
+	mkdir -p "$PRISTINE.tmp"
+	tar -C "$PRISTINE.tmp" -xf "$TARBALL" ||
+		die "failed to extract $TARBALL"
+	local top
+	top=$(find "$PRISTINE.tmp" -mindepth 1 -maxdepth 1 -type d)
+	[[ -f $top/Makefile ]] || die "unexpected tarball layout in $TARBALL"
+	mv "$top" "$PRISTINE"
+	rmdir "$PRISTINE.tmp"
+	echo "$want" >"$STAMP"
+}
+
+# Files of ours that are laid over the tree, one "relative/path" per line.
+our_files() {
+	local paths=()
+	local p
+	for p in mm include Documentation tools Kconfig.ksm; do
+		[[ -e $REPO/$p ]] && paths+=("$p")
+	done
+	((${#paths[@]})) || return 0
+	if git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1; then
+		# Tracked and untracked-but-not-ignored files from the work tree.
+		git -C "$REPO" ls-files --cached --others --exclude-standard -- "${paths[@]}" |
+			while IFS= read -r f; do [[ -f $REPO/$f ]] && echo "$f"; done | sort -u
+	else
+		(cd "$REPO" && find "${paths[@]}" -type f | sort)
+	fi
+}
+
+gen_mm_makefile() {
+	local src=$PRISTINE/mm/Makefile
+	grep -q '^obj-$(CONFIG_KSM) += ksm\.o$' "$src" ||
+		die "pristine mm/Makefile has no 'obj-\$(CONFIG_KSM) += ksm.o' line"
+	sed 's|^obj-$(CONFIG_KSM) += ksm\.o$|obj-$(CONFIG_KSM) += ksm/|' "$src"
+}
+
+gen_mm_kconfig() {
+	local src=$PRISTINE/mm/Kconfig
+	[[ $(grep -c '^config KSM$' "$src") == 1 ]] ||
+		die "pristine mm/Kconfig has no single 'config KSM' entry"
+	# Replace upstream's entry (from 'config KSM' up to, not including,
+	# the next 'config' line) with a reference to ours.
+	awk '
+		skip && /^(menu)?config / { skip = 0 }
+		/^config KSM$/ { print "source \"Kconfig.ksm\""; print ""; skip = 1; next }
+		!skip { print }' "$src"
+}
+
+gen_maintainers() {
+	cat "$PRISTINE/MAINTAINERS"
+	if [[ -f $REPO/MAINTAINERS ]]; then
+		echo
+		cat "$REPO/MAINTAINERS"
+	fi
+}
+
+prepare_overlay() {
+	prepare_pristine
+	[[ -d $REPO/mm/ksm ]] ||
+		die "our KSM engine is missing: $REPO/mm/ksm/ does not exist (needed for the 'ksm' variants; use STOCK=1 for upstream KSM)"
+	[[ -f $REPO/Kconfig.ksm ]] ||
+		die "our KSM Kconfig is missing: $REPO/Kconfig.ksm does not exist"
+
+	local manifest=$BUILD/src/ksm.manifest tmp
+	tmp=$(mktemp -d "$BUILD/src/.overlay.XXXXXX")
+	trap 'rm -rf "$tmp"' EXIT
+
+	our_files >"$tmp/ours"
+	local generated=(mm/Makefile mm/Kconfig MAINTAINERS)
+	local removed=(mm/ksm.c)
+
+	# rsync filter: protect our files, generated files, and directories
+	# that only exist because of our files.
+	{
+		sed 's|^|/|' "$tmp/ours"
+		printf '/%s\n' "${generated[@]}" "${removed[@]}"
+		while IFS= read -r f; do
+			d=$(dirname "$f")
+			while [[ $d != . && ! -d $PRISTINE/$d ]]; do
+				echo "/$d/"
+				d=$(dirname "$d")
+			done
+		done <"$tmp/ours"
+	} | sort -u >"$tmp/exclude"
+
+	local fresh=0
+	[[ -d $OVERLAY ]] || fresh=1
+	mkdir -p "$OVERLAY"
+	# 1) Anything that is not ours mirrors pristine (size+mtime quick check).
+	rsync -a --delete --exclude-from="$tmp/exclude" "$PRISTINE/" "$OVERLAY/" ||
+		die "rsync of pristine tree into overlay failed"
+
+	# 2) Files that were ours last time but no longer are: rsync restored
+	#    the pristine copy (with its old mtime) or deleted it; give restored
+	#    files a fresh mtime so kbuild rebuilds what depended on them.
+	if [[ -f $manifest && $fresh == 0 ]]; then
+		comm -23 <(sort -u "$manifest") <(sort -u "$tmp/ours") | while IFS= read -r f; do
+			if [[ -f $OVERLAY/$f ]]; then
+				touch "$OVERLAY/$f"
+				echo "overlay: restored pristine $f"
+			else
+				echo "overlay: removed $f"
+			fi
+		done
+	fi
+
+	# 3) Our files, written only when their content differs.
+	local n=0 changed=0
+	while IFS= read -r f; do
+		n=$((n + 1))
+		if write_if_changed "$REPO/$f" "$OVERLAY/$f"; then
+			changed=$((changed + 1))
+			[[ $fresh == 1 ]] || echo "overlay: updated $f"
+		fi
+	done <"$tmp/ours"
+
+	# 4) Minimal edits to upstream files, regenerated from pristine.
+	gen_mm_makefile >"$tmp/mm-Makefile"
+	gen_mm_kconfig >"$tmp/mm-Kconfig"
+	gen_maintainers >"$tmp/MAINTAINERS"
+	write_if_changed "$tmp/mm-Makefile" "$OVERLAY/mm/Makefile" || true
+	write_if_changed "$tmp/mm-Kconfig" "$OVERLAY/mm/Kconfig" || true
+	write_if_changed "$tmp/MAINTAINERS" "$OVERLAY/MAINTAINERS" || true
+
+	# 5) Upstream KSM is replaced by ours.
+	local f
+	for f in "${removed[@]}"; do
+		rm -f "$OVERLAY/$f"
+	done
+
+	cp "$tmp/ours" "$manifest"
+	info "overlay build/src/ksm: $n files of ours ($changed written), $(kernel_version "$OVERLAY")"
+}
+
+case ${1:-} in
+pristine) prepare_pristine ;;
+overlay) prepare_overlay ;;
+*) die "usage: $0 pristine|overlay" ;;
+esac
