@@ -1,0 +1,988 @@
+// SPDX-License-Identifier: GPL-2.0
+#define _GNU_SOURCE
+/*
+ * What KSM merges, and exactly how that shows up in the global counters
+ * (/sys/kernel/mm/ksm), the per-process ones (/proc/<pid>/ksm_stat,
+ * ksm_merging_pages, smaps "KSM:"), the page tables (/proc/self/pagemap,
+ * /proc/kpageflags) and /proc/vmstat cow_ksm, for Linux 6.12 semantics.
+ *
+ * Every test starts from a stopped KSM with everything unmerged (run=2,
+ * which also resets full_scans and puts the scan cursor at the list head),
+ * lets ksmd run for a counted number of complete passes, stops it with
+ * run=0 (so the counters are frozen) and then checks exact values.
+ */
+/*
+ * The 6.12 kselftest harness itself trips these with -Wextra (unused
+ * "variant"/"ucontext" parameters, setjmp around fork() in TEST_F).
+ */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wclobbered"
+
+#include "ksm_test_util.h"
+#include "../kselftest_harness.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#define MAX_REGIONS	8
+#define MAX_PAGES	64
+
+#ifndef MPOL_BIND
+#define MPOL_BIND	2
+#endif
+
+struct region {
+	void *addr;
+	size_t len;	/* bytes */
+	bool guarded;	/* from ksm_map_flags(): unmap guards too */
+};
+
+FIXTURE(ksm_merge) {
+	struct ksm_saved_knobs saved;
+	struct region regions[MAX_REGIONS];
+	int nregions;
+	pid_t child;
+	size_t ps;
+};
+
+FIXTURE_SETUP(ksm_merge)
+{
+	const char *why = ksm_skip_reason();
+
+	if (why)
+		SKIP(return, "%s", why);
+	self->ps = ksm_page_size();
+	self->nregions = 0;
+	self->child = 0;
+	ksm_save_knobs(&self->saved);
+	ASSERT_EQ(0, ksm_reset());
+	ASSERT_EQ(0, ksm_fast_scanning());
+	/* Defaults the exact counts below depend on. */
+	ASSERT_EQ(0, ksm_write("max_page_sharing", "256"));
+	ASSERT_EQ(0, ksm_write("use_zero_pages", "0"));
+	ASSERT_EQ(0, ksm_write("smart_scan", "1"));
+	if (ksm_file_exists("merge_across_nodes"))
+		ASSERT_EQ(0, ksm_write("merge_across_nodes", "1"));
+}
+
+FIXTURE_TEARDOWN(ksm_merge)
+{
+	int i;
+
+	if (self->child > 0) {
+		kill(self->child, SIGKILL);
+		waitpid(self->child, NULL, 0);
+	}
+	for (i = 0; i < self->nregions; i++) {
+		if (self->regions[i].guarded)
+			ksm_unmap(self->regions[i].addr,
+				  self->regions[i].len / self->ps);
+		else
+			munmap(self->regions[i].addr, self->regions[i].len);
+	}
+	EXPECT_EQ(0, ksm_restore_knobs(&self->saved));
+}
+
+/* A fresh private (or shared) anonymous region of @n pages, not yet touched. */
+static char *new_region(struct __test_metadata *_metadata,
+			FIXTURE_DATA(ksm_merge) *self, size_t n, int flags)
+{
+	char *p;
+
+	ASSERT_GT(MAX_REGIONS, self->nregions);
+	p = ksm_map_flags(n, flags);
+	ASSERT_NE(MAP_FAILED, p) TH_LOG("mmap %zu pages: %s", n, strerror(errno));
+	self->regions[self->nregions].addr = p;
+	self->regions[self->nregions].len = n * self->ps;
+	self->regions[self->nregions].guarded = true;
+	self->nregions++;
+	return p;
+}
+
+static void mergeable(struct __test_metadata *_metadata, void *p, size_t len)
+{
+	ASSERT_EQ(0, madvise(p, len, MADV_MERGEABLE))
+		TH_LOG("MADV_MERGEABLE: %s", strerror(errno));
+}
+
+#define RUN_PASSES(n) do {						\
+	unsigned long __start = 0, __seen = 0;				\
+	int __e = ksm_run_passes((n), &__start, &__seen);		\
+	ASSERT_EQ(0, __e)						\
+		TH_LOG("ksmd: full_scans %lu -> %lu, wanted +%d within %ds: %s", \
+		       __start, __seen, (n), KSM_SCAN_TIMEOUT_SEC,	\
+		       strerror(-__e));					\
+} while (0)
+
+#define EXPECT_KSM(name, val) do {					\
+	unsigned long __v = ksm_get(name);				\
+	EXPECT_EQ((unsigned long)(val), __v)				\
+		TH_LOG("/sys/kernel/mm/ksm/%s", name);			\
+} while (0)
+
+static uint64_t pfn_at(struct __test_metadata *_metadata, pid_t pid, void *addr)
+{
+	uint64_t pfn = 0;
+	int err = ksm_pfn_of(pid, addr, &pfn);
+
+	ASSERT_EQ(0, err) TH_LOG("pagemap of %p: %s", addr, strerror(-err));
+	return pfn;
+}
+
+/* 1/0 for KPF_KSM, or -1 when /proc/kpageflags is not available. */
+static int ksm_flag(struct __test_metadata *_metadata, void *addr)
+{
+	int r = ksm_page_flag_ksm(addr);
+
+	if (r == -ENOENT && access("/proc/kpageflags", R_OK))
+		return -1;
+	ASSERT_LE(0, r) TH_LOG("kpageflags of %p: %s", addr, strerror(-r));
+	return r;
+}
+
+/* All @n pages map one and the same KSM page; returns its pfn. */
+static uint64_t expect_one_ksm_page(struct __test_metadata *_metadata,
+				    char *p, size_t n, size_t stride)
+{
+	uint64_t first = pfn_at(_metadata, 0, p);
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		char *page = p + i * stride;
+
+		EXPECT_EQ(first, pfn_at(_metadata, 0, page))
+			TH_LOG("page %zu not mapped to the shared KSM page", i);
+		EXPECT_NE(0, ksm_flag(_metadata, page))
+			TH_LOG("page %zu lacks KPF_KSM", i);
+	}
+	return first;
+}
+
+/* All @n pages have a frame of their own, none of which is a KSM page. */
+static void expect_private_pages(struct __test_metadata *_metadata,
+				 char *p, size_t n)
+{
+	uint64_t pfns[MAX_PAGES];
+	size_t i, j, ps = ksm_page_size();
+
+	ASSERT_GE((size_t)MAX_PAGES, n);
+	for (i = 0; i < n; i++) {
+		pfns[i] = pfn_at(_metadata, 0, p + i * ps);
+		EXPECT_NE(1, ksm_flag(_metadata, p + i * ps))
+			TH_LOG("page %zu still a KSM page", i);
+		for (j = 0; j < i; j++)
+			EXPECT_NE(pfns[j], pfns[i])
+				TH_LOG("pages %zu and %zu share a frame", j, i);
+	}
+}
+
+static void fill_same(char *p, size_t n, uint64_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		ksm_fill_page(p + i * ksm_page_size(), seed);
+}
+
+static void expect_content(struct __test_metadata *_metadata, char *p,
+			   size_t n, uint64_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		EXPECT_TRUE(ksm_page_matches(p + i * ksm_page_size(), seed))
+			TH_LOG("page %zu content changed", i);
+}
+
+static struct ksm_proc_stat proc_stat(struct __test_metadata *_metadata, pid_t pid)
+{
+	struct ksm_proc_stat st;
+	int err = ksm_read_proc_stat(pid, &st);
+
+	ASSERT_EQ(0, err) TH_LOG("ksm_stat: %s", strerror(-err));
+	return st;
+}
+
+/*
+ * ksm_process_profit = (merging + zero) * PAGE_SIZE - rmap_items * S and
+ * general_profit = (pages_sharing + ksm_zero_pages) * PAGE_SIZE -
+ * rmap_items * S, where S is the engine's (private) rmap item size.  With
+ * this process the only KSM user, both use the same rmap_items: derive S
+ * from one and check the other.
+ */
+static void expect_profits(struct __test_metadata *_metadata,
+			   const struct ksm_proc_stat *st)
+{
+	long ps = (long)ksm_page_size(), gross, item, general;
+
+	ASSERT_EQ(0, ksm_read_long("general_profit", &general));
+	gross = (st->merging_pages + st->zero_pages) * ps;
+	if (!st->rmap_items) {
+		EXPECT_EQ(gross, st->process_profit);
+		item = 0;
+	} else {
+		ASSERT_EQ(0, (gross - st->process_profit) % st->rmap_items)
+			TH_LOG("profit %ld not gross %ld minus rmap_items %ld * size",
+			       st->process_profit, gross, st->rmap_items);
+		item = (gross - st->process_profit) / st->rmap_items;
+		EXPECT_LT(0L, item);
+		EXPECT_GT(ps, item);
+	}
+	EXPECT_EQ(((long)ksm_get("pages_sharing") + (long)ksm_get("ksm_zero_pages")) * ps -
+		  st->rmap_items * item, general)
+		TH_LOG("general_profit inconsistent with rmap item size %ld", item);
+}
+
+/*
+ * N identical pages: one KSM page (pages_shared 1) mapped N times
+ * (pages_sharing N-1), and every observer agrees.  Stopping ksmd (run=0)
+ * leaves them merged.
+ */
+TEST_F_TIMEOUT(ksm_merge, identical_pages, 600)
+{
+	const size_t n = 32;
+	uint64_t seed = ksm_unique_seed();
+	struct ksm_proc_stat st;
+	char *p;
+
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	fill_same(p, n, seed);
+	mergeable(_metadata, p, n * self->ps);
+	RUN_PASSES(2);
+
+	EXPECT_KSM("run", 0);
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", n - 1);
+	EXPECT_KSM("pages_unshared", 0);
+	EXPECT_KSM("pages_volatile", 0);
+	EXPECT_KSM("stable_node_chains", 0);
+	EXPECT_KSM("stable_node_dups", 0);
+	EXPECT_KSM("ksm_zero_pages", 0);
+
+	EXPECT_EQ((long)n, ksm_read_merging_pages(0));
+	st = proc_stat(_metadata, 0);
+	EXPECT_EQ((long)n, st.rmap_items);
+	EXPECT_EQ(0L, st.zero_pages);
+	EXPECT_EQ((long)n, st.merging_pages);
+	expect_profits(_metadata, &st);
+
+	EXPECT_EQ((long)(n * self->ps / 1024), ksm_smaps_ksm_kb(0, p));
+	EXPECT_EQ(1, ksm_vma_mergeable(0, p));
+	expect_one_ksm_page(_metadata, p, n, self->ps);
+	expect_content(_metadata, p, n, seed);
+}
+
+/* Two interleaved contents: two KSM pages. */
+TEST_F_TIMEOUT(ksm_merge, two_contents, 600)
+{
+	const size_t n = 32;
+	uint64_t a = ksm_unique_seed(), b = ksm_unique_seed(), pa, pb;
+	size_t i;
+	char *p;
+
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	for (i = 0; i < n; i++)
+		ksm_fill_page(p + i * self->ps, i % 2 ? b : a);
+	mergeable(_metadata, p, n * self->ps);
+	RUN_PASSES(2);
+
+	EXPECT_KSM("pages_shared", 2);
+	EXPECT_KSM("pages_sharing", n - 2);
+	EXPECT_KSM("pages_unshared", 0);
+	EXPECT_KSM("pages_volatile", 0);
+	EXPECT_EQ((long)n, ksm_read_merging_pages(0));
+	EXPECT_EQ((long)(n * self->ps / 1024), ksm_smaps_ksm_kb(0, p));
+
+	pa = expect_one_ksm_page(_metadata, p, n / 2, 2 * self->ps);
+	pb = expect_one_ksm_page(_metadata, p + self->ps, n / 2, 2 * self->ps);
+	EXPECT_NE(pa, pb);
+	for (i = 0; i < n; i++)
+		EXPECT_TRUE(ksm_page_matches(p + i * self->ps, i % 2 ? b : a));
+}
+
+/*
+ * Unique pages stay unmerged and sit in the unstable tree: pages_unshared.
+ * (smart_scan off so that none of them is skipped out of the tree.)
+ */
+TEST_F_TIMEOUT(ksm_merge, unique_pages_unshared, 600)
+{
+	const size_t n_same = 8, n_unique = 8;
+	uint64_t same = ksm_unique_seed(), useeds[8];
+	struct ksm_proc_stat st;
+	char *s, *u;
+	size_t i;
+
+	ASSERT_EQ(0, ksm_write("smart_scan", "0"));
+	s = new_region(_metadata, self, n_same, MAP_PRIVATE);
+	u = new_region(_metadata, self, n_unique, MAP_PRIVATE);
+	fill_same(s, n_same, same);
+	for (i = 0; i < n_unique; i++) {
+		useeds[i] = ksm_unique_seed();
+		ksm_fill_page(u + i * self->ps, useeds[i]);
+	}
+	mergeable(_metadata, s, n_same * self->ps);
+	mergeable(_metadata, u, n_unique * self->ps);
+	RUN_PASSES(2);
+
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", n_same - 1);
+	EXPECT_KSM("pages_unshared", n_unique);
+	EXPECT_KSM("pages_volatile", 0);
+	st = proc_stat(_metadata, 0);
+	EXPECT_EQ((long)(n_same + n_unique), st.rmap_items);
+	EXPECT_EQ((long)n_same, st.merging_pages);
+	expect_profits(_metadata, &st);
+	EXPECT_EQ((long)(n_same * self->ps / 1024), ksm_smaps_ksm_kb(0, s));
+	EXPECT_EQ(0L, ksm_smaps_ksm_kb(0, u));
+	expect_private_pages(_metadata, u, n_unique);
+	for (i = 0; i < n_unique; i++)
+		EXPECT_TRUE(ksm_page_matches(u + i * self->ps, useeds[i]));
+
+	/* More passes change nothing for pages that cannot merge. */
+	RUN_PASSES(3);
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", n_same - 1);
+	EXPECT_KSM("pages_unshared", n_unique);
+	EXPECT_KSM("pages_volatile", 0);
+}
+
+/*
+ * smart_scan=0 never skips; smart_scan=1 starts skipping pages that
+ * repeatedly failed to merge (6.12: from their 5th visit on).
+ */
+TEST_F_TIMEOUT(ksm_merge, smart_scan_skips_unmergeable, 600)
+{
+	const size_t n = 8;
+	unsigned long skipped;
+	char *u;
+	size_t i;
+
+	u = new_region(_metadata, self, n, MAP_PRIVATE);
+	for (i = 0; i < n; i++)
+		ksm_fill_page(u + i * self->ps, ksm_unique_seed());
+	mergeable(_metadata, u, n * self->ps);
+
+	ASSERT_EQ(0, ksm_write("smart_scan", "0"));
+	skipped = ksm_get("pages_skipped");
+	RUN_PASSES(8);
+	EXPECT_EQ(skipped, ksm_get("pages_skipped"))
+		TH_LOG("pages were skipped with smart_scan=0");
+	EXPECT_KSM("pages_unshared", n);
+
+	/* Start over so page ages restart from zero. */
+	ASSERT_EQ(0, ksm_reset());
+	ASSERT_EQ(0, ksm_write("smart_scan", "1"));
+	skipped = ksm_get("pages_skipped");
+	RUN_PASSES(8);
+	EXPECT_LT(skipped, ksm_get("pages_skipped"))
+		TH_LOG("smart_scan=1 skipped nothing in 8 passes");
+	EXPECT_KSM("pages_shared", 0);
+	EXPECT_KSM("pages_sharing", 0);
+}
+
+/*
+ * Two processes with independent but identical memory share one KSM page;
+ * each process counts its own mappings.  When one exits, ksmd drops its
+ * share on the next pass.
+ */
+TEST_F_TIMEOUT(ksm_merge, across_processes, 600)
+{
+	const size_t n = 16;
+	uint64_t seed = ksm_unique_seed(), kpfn;
+	int up[2], down[2], status;
+	struct ksm_proc_stat st;
+	void *child_addr = NULL;
+	char *p;
+	size_t i;
+
+	ASSERT_EQ(0, pipe(up));
+	ASSERT_EQ(0, pipe(down));
+	self->child = fork();
+	ASSERT_LE(0, self->child);
+	if (!self->child) {
+		char *c = ksm_map(n), cmd;
+
+		close(up[0]);
+		close(down[1]);
+		if (c == MAP_FAILED)
+			_exit(1);
+		fill_same(c, n, seed);
+		if (madvise(c, n * ksm_page_size(), MADV_MERGEABLE))
+			_exit(2);
+		if (write(up[1], &c, sizeof(c)) != sizeof(c))
+			_exit(3);
+		/* Stay alive until told (or until the parent is gone). */
+		if (read(down[0], &cmd, 1) != 1)
+			_exit(4);
+		for (i = 0; i < n; i++)
+			if (!ksm_page_matches(c + i * ksm_page_size(), seed))
+				_exit(5);
+		_exit(0);
+	}
+	close(up[1]);
+	close(down[0]);
+	ASSERT_EQ((ssize_t)sizeof(child_addr), read(up[0], &child_addr, sizeof(child_addr)));
+
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	fill_same(p, n, seed);
+	mergeable(_metadata, p, n * self->ps);
+	RUN_PASSES(2);
+
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", 2 * n - 1);
+	EXPECT_KSM("pages_unshared", 0);
+	EXPECT_EQ((long)n, ksm_read_merging_pages(0));
+	EXPECT_EQ((long)n, ksm_read_merging_pages(self->child));
+	st = proc_stat(_metadata, self->child);
+	EXPECT_EQ((long)n, st.rmap_items);
+	EXPECT_EQ((long)n, st.merging_pages);
+	EXPECT_EQ((long)(n * self->ps / 1024), ksm_smaps_ksm_kb(self->child, child_addr));
+
+	kpfn = expect_one_ksm_page(_metadata, p, n, self->ps);
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(kpfn, pfn_at(_metadata, self->child,
+				       (char *)child_addr + i * self->ps));
+
+	/* Let the child verify its data and exit. */
+	ASSERT_EQ(1, write(down[1], "q", 1));
+	ASSERT_EQ(self->child, waitpid(self->child, &status, 0));
+	self->child = 0;
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("child saw wrong content");
+
+	/* Our mappings are untouched by the child's exit. */
+	EXPECT_EQ((long)(n * self->ps / 1024), ksm_smaps_ksm_kb(0, p));
+	RUN_PASSES(3);
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", n - 1);
+	EXPECT_EQ((long)n, ksm_read_merging_pages(0));
+	expect_content(_metadata, p, n, seed);
+	close(up[0]);
+	close(down[1]);
+}
+
+/*
+ * Writing to a merged page copies exactly that page (cow_ksm +1); the
+ * other mappings keep the KSM page.  ksmd then accounts the change.
+ */
+TEST_F_TIMEOUT(ksm_merge, cow_breaks_one_page, 600)
+{
+	const size_t n = 16, victim = 5;
+	uint64_t seed = ksm_unique_seed(), kpfn;
+	unsigned long cow_before, cow_after;
+	struct ksm_proc_stat st;
+	unsigned char old;
+	char *p, *v;
+	size_t i;
+
+	ASSERT_EQ(0, ksm_write("smart_scan", "0"));
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	fill_same(p, n, seed);
+	mergeable(_metadata, p, n * self->ps);
+	RUN_PASSES(2);
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", n - 1);
+	kpfn = expect_one_ksm_page(_metadata, p, n, self->ps);
+
+	ASSERT_EQ(0, ksm_vmstat("cow_ksm", &cow_before))
+		TH_LOG("no cow_ksm in /proc/vmstat");
+	v = p + victim * self->ps;
+	old = (unsigned char)v[100];
+	v[100] = (char)(old ^ 0x5a);
+	ASSERT_EQ(0, ksm_vmstat("cow_ksm", &cow_after));
+	EXPECT_EQ(cow_before + 1, cow_after);
+
+	/* Only the written byte of only the written page differs. */
+	for (i = 0; i < n; i++)
+		if (i != victim)
+			EXPECT_TRUE(ksm_page_matches(p + i * self->ps, seed));
+	v[100] = (char)old;
+	EXPECT_TRUE(ksm_page_matches(v, seed));
+	v[100] = (char)(old ^ 0x5a);
+
+	EXPECT_NE(kpfn, pfn_at(_metadata, 0, v));
+	EXPECT_NE(1, ksm_flag(_metadata, v));
+	for (i = 0; i < n; i++)
+		if (i != victim)
+			EXPECT_EQ(kpfn, pfn_at(_metadata, 0, p + i * self->ps));
+	EXPECT_EQ((long)((n - 1) * self->ps / 1024), ksm_smaps_ksm_kb(0, p));
+
+	/* ksmd notices on its next visit; the new content is unique. */
+	RUN_PASSES(3);
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", n - 2);
+	EXPECT_KSM("pages_unshared", 1);
+	EXPECT_KSM("pages_volatile", 0);
+	st = proc_stat(_metadata, 0);
+	EXPECT_EQ((long)n, st.rmap_items);
+	EXPECT_EQ((long)(n - 1), st.merging_pages);
+	expect_profits(_metadata, &st);
+	ASSERT_EQ(0, ksm_vmstat("cow_ksm", &cow_before));
+	EXPECT_EQ(cow_after, cow_before) TH_LOG("cow_ksm moved without writes");
+}
+
+/*
+ * MADV_UNMERGEABLE gives every page its own copy right away and clears
+ * VM_MERGEABLE; ksmd drops the stale accounting on its next pass.  A
+ * separate one-page mergeable "anchor" keeps this mm on ksmd's list so
+ * that passes keep completing.
+ */
+TEST_F_TIMEOUT(ksm_merge, madv_unmergeable, 600)
+{
+	const size_t n = 16;
+	uint64_t seed = ksm_unique_seed();
+	struct ksm_proc_stat st;
+	char *p, *anchor;
+
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	anchor = new_region(_metadata, self, 1, MAP_PRIVATE);
+	fill_same(p, n, seed);
+	ksm_fill_page(anchor, ksm_unique_seed());
+	mergeable(_metadata, p, n * self->ps);
+	mergeable(_metadata, anchor, self->ps);
+	RUN_PASSES(2);
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", n - 1);
+
+	ASSERT_EQ(0, madvise(p, n * self->ps, MADV_UNMERGEABLE));
+	EXPECT_EQ(0, ksm_vma_mergeable(0, p));
+	EXPECT_EQ(1, ksm_vma_mergeable(0, anchor));
+	EXPECT_EQ(0L, ksm_smaps_ksm_kb(0, p));
+	expect_private_pages(_metadata, p, n);
+	expect_content(_metadata, p, n, seed);
+	/* Again: nothing left to do. */
+	EXPECT_EQ(0, madvise(p, n * self->ps, MADV_UNMERGEABLE));
+
+	RUN_PASSES(3);
+	EXPECT_KSM("pages_shared", 0);
+	EXPECT_KSM("pages_sharing", 0);
+	EXPECT_EQ(0L, ksm_read_merging_pages(0));
+	st = proc_stat(_metadata, 0);
+	EXPECT_EQ(1L, st.rmap_items) TH_LOG("only the anchor page is tracked");
+	EXPECT_EQ(0L, st.merging_pages);
+	expect_private_pages(_metadata, p, n);
+	expect_content(_metadata, p, n, seed);
+}
+
+/*
+ * run=2 unmerges everything synchronously and forgets all tracking, but
+ * keeps the areas mergeable: run=1 merges them again.
+ */
+TEST_F_TIMEOUT(ksm_merge, run2_unmerges_all, 600)
+{
+	const size_t n = 16;
+	uint64_t seed = ksm_unique_seed();
+	struct ksm_proc_stat st;
+	char *p;
+
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	fill_same(p, n, seed);
+	mergeable(_metadata, p, n * self->ps);
+	RUN_PASSES(2);
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", n - 1);
+
+	ASSERT_EQ(0, ksm_write("run", "2"));
+	EXPECT_KSM("run", 2);
+	EXPECT_KSM("pages_shared", 0);
+	EXPECT_KSM("pages_sharing", 0);
+	EXPECT_KSM("pages_unshared", 0);
+	EXPECT_KSM("pages_volatile", 0);
+	EXPECT_KSM("full_scans", 0);
+	EXPECT_KSM("stable_node_chains", 0);
+	EXPECT_KSM("stable_node_dups", 0);
+	EXPECT_KSM("general_profit", 0);
+	st = proc_stat(_metadata, 0);
+	EXPECT_EQ(0L, st.rmap_items);
+	EXPECT_EQ(0L, st.merging_pages);
+	EXPECT_EQ(0L, st.zero_pages);
+	EXPECT_EQ(0L, st.process_profit);
+	EXPECT_EQ(0L, ksm_read_merging_pages(0));
+	EXPECT_EQ(0L, ksm_smaps_ksm_kb(0, p));
+	EXPECT_EQ(1, ksm_vma_mergeable(0, p));
+	expect_private_pages(_metadata, p, n);
+	expect_content(_metadata, p, n, seed);
+
+	RUN_PASSES(2);
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", n - 1);
+	expect_one_ksm_page(_metadata, p, n, self->ps);
+	expect_content(_metadata, p, n, seed);
+}
+
+/* A process that never touched KSM reports all zeros, in this format. */
+TEST_F(ksm_merge, proc_files_untouched)
+{
+	char buf[256];
+
+	ASSERT_LT(0, ksm_read_file("/proc/self/ksm_stat", buf, sizeof(buf)));
+	EXPECT_STREQ("ksm_rmap_items 0\nksm_zero_pages 0\n"
+		     "ksm_merging_pages 0\nksm_process_profit 0\n", buf);
+	ASSERT_LT(0, ksm_read_file("/proc/self/ksm_merging_pages", buf, sizeof(buf)));
+	EXPECT_STREQ("0\n", buf);
+}
+
+/*
+ * use_zero_pages=1: zero-filled pages are mapped to the shared zero page
+ * instead of a KSM page; ksm_zero_pages counts them (globally and per
+ * process) and drops immediately on CoW, unmerge and unmap.
+ */
+TEST_F_TIMEOUT(ksm_merge, use_zero_pages, 600)
+{
+	const size_t n = 16;
+	uint64_t zero_pfn;
+	struct ksm_proc_stat st;
+	char *p, *probe;
+	size_t i;
+
+	ASSERT_EQ(0, ksm_write("use_zero_pages", "1"));
+	/* A read fault on untouched anonymous memory maps the zero page. */
+	probe = new_region(_metadata, self, 1, MAP_PRIVATE);
+	ASSERT_EQ(0, *(volatile char *)probe);
+	zero_pfn = pfn_at(_metadata, 0, probe);
+
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	memset(p, 0, n * self->ps);	/* real, zero-filled anonymous pages */
+	for (i = 0; i < n; i++)
+		ASSERT_NE(zero_pfn, pfn_at(_metadata, 0, p + i * self->ps));
+	mergeable(_metadata, p, n * self->ps);
+	RUN_PASSES(2);
+
+	EXPECT_KSM("ksm_zero_pages", n);
+	EXPECT_KSM("pages_shared", 0);
+	EXPECT_KSM("pages_sharing", 0);
+	st = proc_stat(_metadata, 0);
+	EXPECT_EQ((long)n, st.zero_pages);
+	EXPECT_EQ(0L, st.merging_pages);
+	EXPECT_EQ(0L, ksm_read_merging_pages(0));
+	expect_profits(_metadata, &st);
+	EXPECT_EQ(0L, ksm_smaps_ksm_kb(0, p));
+	for (i = 0; i < n; i++) {
+		EXPECT_EQ(zero_pfn, pfn_at(_metadata, 0, p + i * self->ps))
+			TH_LOG("page %zu not on the zero page", i);
+		EXPECT_TRUE(ksm_page_is_zero(p + i * self->ps));
+	}
+
+	/* CoW of one page. */
+	p[0] = 1;
+	EXPECT_KSM("ksm_zero_pages", n - 1);
+	EXPECT_EQ((long)(n - 1), proc_stat(_metadata, 0).zero_pages);
+	EXPECT_NE(zero_pfn, pfn_at(_metadata, 0, p));
+
+	/* Unmerge pages 1..7: they get private zeroed pages again. */
+	ASSERT_EQ(0, madvise(p + self->ps, 7 * self->ps, MADV_UNMERGEABLE));
+	EXPECT_KSM("ksm_zero_pages", n - 8);
+	EXPECT_EQ((long)(n - 8), proc_stat(_metadata, 0).zero_pages);
+	for (i = 1; i < 8; i++) {
+		EXPECT_NE(zero_pfn, pfn_at(_metadata, 0, p + i * self->ps));
+		EXPECT_TRUE(ksm_page_is_zero(p + i * self->ps));
+	}
+
+	/* Unmapping the rest. */
+	ASSERT_EQ(0, munmap(p + 8 * self->ps, (n - 8) * self->ps));
+	EXPECT_KSM("ksm_zero_pages", 0);
+	EXPECT_EQ(0L, proc_stat(_metadata, 0).zero_pages);
+}
+
+/* use_zero_pages=0: zero-filled pages merge like any other content. */
+TEST_F_TIMEOUT(ksm_merge, zero_filled_pages_default, 600)
+{
+	const size_t n = 16;
+	char *p;
+	size_t i;
+
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	memset(p, 0, n * self->ps);
+	mergeable(_metadata, p, n * self->ps);
+	RUN_PASSES(2);
+
+	EXPECT_KSM("ksm_zero_pages", 0);
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", n - 1);
+	EXPECT_EQ(0L, proc_stat(_metadata, 0).zero_pages);
+	expect_one_ksm_page(_metadata, p, n, self->ps);
+	for (i = 0; i < n; i++)
+		EXPECT_TRUE(ksm_page_is_zero(p + i * self->ps));
+}
+
+/*
+ * MADV_MERGEABLE on a MAP_SHARED mapping succeeds but is ignored: no
+ * VM_MERGEABLE, and its pages never merge, not even with identical private
+ * pages that do merge among themselves.
+ */
+TEST_F_TIMEOUT(ksm_merge, shared_mapping_ignored, 600)
+{
+	const size_t n = 8;
+	uint64_t seed = ksm_unique_seed();
+	char *sh, *pr;
+	size_t i;
+
+	sh = new_region(_metadata, self, n, MAP_SHARED);
+	pr = new_region(_metadata, self, n, MAP_PRIVATE);
+	fill_same(sh, n, seed);
+	fill_same(pr, n, seed);
+	mergeable(_metadata, sh, n * self->ps);
+	mergeable(_metadata, pr, n * self->ps);
+	EXPECT_EQ(0, ksm_vma_mergeable(0, sh));
+	EXPECT_EQ(1, ksm_vma_mergeable(0, pr));
+	RUN_PASSES(2);
+
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", n - 1);
+	EXPECT_EQ((long)n, proc_stat(_metadata, 0).rmap_items);
+	EXPECT_EQ(0L, ksm_smaps_ksm_kb(0, sh));
+	EXPECT_EQ((long)(n * self->ps / 1024), ksm_smaps_ksm_kb(0, pr));
+	expect_private_pages(_metadata, sh, n);
+	for (i = 0; i < n; i++)
+		EXPECT_TRUE(ksm_page_matches(sh + i * self->ps, seed));
+}
+
+/*
+ * madvise() range rules as seen through KSM advice: unaligned start is
+ * EINVAL, holes give ENOMEM (the mapped parts are still marked), partial
+ * ranges split the VMA, repeated advice is a no-op.
+ */
+TEST_F(ksm_merge, madvise_ranges)
+{
+	size_t ps = self->ps;
+	char *area;
+
+	area = new_region(_metadata, self, 5, MAP_PRIVATE);
+
+	errno = 0;
+	EXPECT_EQ(-1, madvise(area + 1, ps, MADV_MERGEABLE));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_EQ(-1, madvise(area + 1, ps, MADV_UNMERGEABLE));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(0, madvise(area, 0, MADV_MERGEABLE));
+	EXPECT_EQ(0, ksm_vma_mergeable(0, area));
+
+	/* Pages 1..2 only: the VMA is split in three. */
+	ASSERT_EQ(0, madvise(area + ps, 2 * ps, MADV_MERGEABLE));
+	EXPECT_EQ(0, ksm_vma_mergeable(0, area));
+	EXPECT_EQ(1, ksm_vma_mergeable(0, area + ps));
+	EXPECT_EQ(0, ksm_vma_mergeable(0, area + 3 * ps));
+	EXPECT_EQ(0, madvise(area + ps, 2 * ps, MADV_MERGEABLE));
+	EXPECT_EQ(1, ksm_vma_mergeable(0, area + ps));
+
+	/* Advising the whole range merges the pieces back together. */
+	ASSERT_EQ(0, madvise(area, 5 * ps, MADV_MERGEABLE));
+	EXPECT_EQ(1, ksm_vma_mergeable(0, area));
+
+	/* Un-advising clears it; doing so again is a silent no-op. */
+	ASSERT_EQ(0, madvise(area, 5 * ps, MADV_UNMERGEABLE));
+	EXPECT_EQ(0, ksm_vma_mergeable(0, area));
+	EXPECT_EQ(0, madvise(area, 5 * ps, MADV_UNMERGEABLE));
+	EXPECT_EQ(0, ksm_vma_mergeable(0, area));
+
+	/* Punch a hole at page 2: ENOMEM, but both sides become mergeable. */
+	ASSERT_EQ(0, munmap(area + 2 * ps, ps));
+	errno = 0;
+	EXPECT_EQ(-1, madvise(area, 5 * ps, MADV_MERGEABLE));
+	EXPECT_EQ(ENOMEM, errno);
+	EXPECT_EQ(1, ksm_vma_mergeable(0, area));
+	EXPECT_EQ(1, ksm_vma_mergeable(0, area + 3 * ps));
+	errno = 0;
+	EXPECT_EQ(-1, madvise(area + 2 * ps, ps, MADV_MERGEABLE));
+	EXPECT_EQ(ENOMEM, errno);
+	errno = 0;
+	EXPECT_EQ(-1, madvise(area, 5 * ps, MADV_UNMERGEABLE));
+	EXPECT_EQ(ENOMEM, errno);
+	EXPECT_EQ(0, ksm_vma_mergeable(0, area));
+	EXPECT_EQ(0, ksm_vma_mergeable(0, area + 3 * ps));
+}
+
+/*
+ * MAP_PRIVATE file mapping: only pages that were CoW'ed into anonymous
+ * memory are candidates; untouched page-cache pages are never scanned.
+ */
+TEST_F_TIMEOUT(ksm_merge, private_file_mapping, 600)
+{
+	const size_t n = 8, cowed = 4;
+	uint64_t seed = ksm_unique_seed();
+	struct ksm_proc_stat st;
+	char *buf, *p;
+	size_t i;
+	int fd;
+
+	fd = memfd_create("ksm_merge_test", 0);
+	ASSERT_LE(0, fd) TH_LOG("memfd_create: %s", strerror(errno));
+	buf = malloc(self->ps);
+	ASSERT_NE(NULL, buf);
+	ksm_fill_page(buf, seed);
+	for (i = 0; i < n; i++)
+		ASSERT_EQ((ssize_t)self->ps, write(fd, buf, self->ps));
+	free(buf);
+
+	p = mmap(NULL, n * self->ps, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	close(fd);
+	self->regions[self->nregions].addr = p;
+	self->regions[self->nregions].len = n * self->ps;
+	self->regions[self->nregions].guarded = false;
+	self->nregions++;
+
+	/* Read-fault everything; rewrite a byte of the first pages (CoW). */
+	for (i = 0; i < n; i++)
+		ASSERT_TRUE(ksm_page_matches(p + i * self->ps, seed));
+	for (i = 0; i < cowed; i++)
+		p[i * self->ps] = *(volatile char *)(p + i * self->ps);
+	mergeable(_metadata, p, n * self->ps);
+	RUN_PASSES(2);
+
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", cowed - 1);
+	EXPECT_KSM("pages_unshared", 0);
+	st = proc_stat(_metadata, 0);
+	EXPECT_EQ((long)cowed, st.rmap_items);
+	EXPECT_EQ((long)cowed, st.merging_pages);
+	EXPECT_EQ((long)(cowed * self->ps / 1024), ksm_smaps_ksm_kb(0, p));
+	expect_one_ksm_page(_metadata, p, cowed, self->ps);
+	for (i = cowed; i < n; i++)
+		EXPECT_NE(1, ksm_flag(_metadata, p + i * self->ps));
+	expect_content(_metadata, p, n, seed);
+}
+
+/*
+ * max_page_sharing=2: each KSM page takes at most two mappings, so four
+ * identical pages need two KSM pages, chained as duplicates of one content.
+ */
+TEST_F_TIMEOUT(ksm_merge, max_page_sharing_chain, 600)
+{
+	const size_t n = 4;
+	uint64_t seed = ksm_unique_seed(), pfns[4];
+	size_t i, j, same;
+	char *p;
+
+	ASSERT_EQ(0, ksm_write("max_page_sharing", "2"));
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	fill_same(p, n, seed);
+	mergeable(_metadata, p, n * self->ps);
+	RUN_PASSES(2);
+
+	EXPECT_KSM("pages_shared", 2);
+	EXPECT_KSM("pages_sharing", 2);
+	EXPECT_KSM("pages_unshared", 0);
+	EXPECT_KSM("stable_node_chains", 1);
+	EXPECT_KSM("stable_node_dups", 2);
+	EXPECT_EQ((long)n, ksm_read_merging_pages(0));
+	EXPECT_EQ((long)(n * self->ps / 1024), ksm_smaps_ksm_kb(0, p));
+
+	/* Two frames, each mapped exactly twice. */
+	for (i = 0; i < n; i++) {
+		pfns[i] = pfn_at(_metadata, 0, p + i * self->ps);
+		EXPECT_NE(0, ksm_flag(_metadata, p + i * self->ps));
+	}
+	for (i = 0; i < n; i++) {
+		for (same = 0, j = 0; j < n; j++)
+			same += pfns[i] == pfns[j];
+		EXPECT_EQ(2UL, same) TH_LOG("page %zu's frame mapped %zu times", i, same);
+	}
+	expect_content(_metadata, p, n, seed);
+}
+
+/* ---------------------------------------------------------------- */
+
+static bool node_online(int node)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d", node);
+	return access(path, F_OK) == 0;
+}
+
+/* Bind [p, p+len) to @node before it is touched; -errno on failure. */
+static int bind_to_node(void *p, size_t len, int node)
+{
+	unsigned long mask = 1UL << node;
+
+	/* maxnode counts one more than the bits used, as the kernel expects */
+	if (syscall(SYS_mbind, p, len, MPOL_BIND, &mask, 3UL, 0))
+		return -errno;
+	return 0;
+}
+
+/* The node backing each page (move_pages() in query mode). */
+static int page_nodes(void *p, size_t n, int *nodes)
+{
+	void *pages[MAX_PAGES];
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		pages[i] = (char *)p + i * ksm_page_size();
+	if (syscall(SYS_move_pages, 0, n, pages, NULL, nodes, 0))
+		return -errno;
+	return 0;
+}
+
+/*
+ * Identical pages on two NUMA nodes: with merge_across_nodes=1 they share
+ * one KSM page, with 0 each node keeps its own.  Runs for both settings.
+ */
+static void numa_merge(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(ksm_merge) *self, int across)
+{
+	const size_t n = 8;
+	uint64_t seed = ksm_unique_seed(), k0, k1;
+	int nodes[MAX_PAGES], err;
+	char *a, *b;
+	size_t i;
+
+	if (!ksm_file_exists("merge_across_nodes") || !node_online(0) ||
+	    !node_online(1))
+		SKIP(return, "needs CONFIG_NUMA and nodes 0 and 1");
+	ASSERT_EQ(0, ksm_write("merge_across_nodes", across ? "1" : "0"));
+
+	a = new_region(_metadata, self, n, MAP_PRIVATE);
+	b = new_region(_metadata, self, n, MAP_PRIVATE);
+	err = bind_to_node(a, n * self->ps, 0);
+	if (err == -ENOSYS)
+		SKIP(return, "mbind() not available");
+	ASSERT_EQ(0, err) TH_LOG("mbind node 0: %s", strerror(-err));
+	ASSERT_EQ(0, bind_to_node(b, n * self->ps, 1));
+	fill_same(a, n, seed);
+	fill_same(b, n, seed);
+	ASSERT_EQ(0, page_nodes(a, n, nodes));
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(0, nodes[i]) TH_LOG("page %zu of a on node %d", i, nodes[i]);
+	ASSERT_EQ(0, page_nodes(b, n, nodes));
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(1, nodes[i]) TH_LOG("page %zu of b on node %d", i, nodes[i]);
+
+	mergeable(_metadata, a, n * self->ps);
+	mergeable(_metadata, b, n * self->ps);
+	RUN_PASSES(2);
+
+	k0 = expect_one_ksm_page(_metadata, a, n, self->ps);
+	k1 = expect_one_ksm_page(_metadata, b, n, self->ps);
+	if (across) {
+		EXPECT_KSM("pages_shared", 1);
+		EXPECT_KSM("pages_sharing", 2 * n - 1);
+		EXPECT_EQ(k0, k1);
+	} else {
+		EXPECT_KSM("pages_shared", 2);
+		EXPECT_KSM("pages_sharing", 2 * n - 2);
+		EXPECT_NE(k0, k1);
+		/* Each node's KSM page stays on that node. */
+		ASSERT_EQ(0, page_nodes(a, 1, nodes));
+		EXPECT_EQ(0, nodes[0]);
+		ASSERT_EQ(0, page_nodes(b, 1, nodes));
+		EXPECT_EQ(1, nodes[0]);
+	}
+	EXPECT_EQ((long)(2 * n), ksm_read_merging_pages(0));
+	expect_content(_metadata, a, n, seed);
+	expect_content(_metadata, b, n, seed);
+}
+
+TEST_F_TIMEOUT(ksm_merge, numa_merge_across_nodes, 600)
+{
+	numa_merge(_metadata, self, 1);
+}
+
+TEST_F_TIMEOUT(ksm_merge, numa_per_node, 600)
+{
+	numa_merge(_metadata, self, 0);
+}
+
+TEST_HARNESS_MAIN

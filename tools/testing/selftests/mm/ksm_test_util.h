@@ -1,0 +1,715 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared helpers for the ksm_*_test.c selftests.
+ *
+ * Everything here is header-only and self-contained (no vm_util.c), so
+ * each test builds with nothing but the kselftest harness on the include
+ * path.  Helpers return 0 / a value on success and a negative errno on
+ * failure; they never assert, so callers decide what a failure means.
+ */
+#ifndef KSM_TEST_UTIL_H
+#define KSM_TEST_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+
+#ifndef MADV_MERGEABLE
+#define MADV_MERGEABLE		12
+#endif
+#ifndef MADV_UNMERGEABLE
+#define MADV_UNMERGEABLE	13
+#endif
+#ifndef MADV_NOHUGEPAGE
+#define MADV_NOHUGEPAGE		15
+#endif
+#ifndef PR_SET_MEMORY_MERGE
+#define PR_SET_MEMORY_MERGE	67
+#endif
+#ifndef PR_GET_MEMORY_MERGE
+#define PR_GET_MEMORY_MERGE	68
+#endif
+
+#define KSM_DIR			"/sys/kernel/mm/ksm"
+#define KSM_KPF_KSM		21	/* include/uapi/linux/kernel-page-flags.h */
+#define KSM_PM_PRESENT		(1ULL << 63)
+#define KSM_PM_PFN_MASK		((1ULL << 55) - 1)
+
+/* Generous bound for one "wait for N full scans": TCG + KASAN is slow. */
+#define KSM_SCAN_TIMEOUT_SEC	120
+
+static inline size_t ksm_page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* ------------------------------------------------------------------ */
+/* sysfs access                                                       */
+/* ------------------------------------------------------------------ */
+
+static inline void ksm_path(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, KSM_DIR "/%s", name);
+}
+
+/* Read the whole file into buf (NUL terminated). Returns length or -errno. */
+static inline ssize_t ksm_read_file(const char *path, char *buf, size_t len)
+{
+	ssize_t n, total = 0;
+	int fd, err;
+
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	while ((size_t)total < len - 1) {
+		n = read(fd, buf + total, len - 1 - total);
+		if (n < 0) {
+			err = errno;
+			close(fd);
+			return -err;
+		}
+		if (n == 0)
+			break;
+		total += n;
+	}
+	close(fd);
+	buf[total] = '\0';
+	return total;
+}
+
+static inline ssize_t ksm_read_raw(const char *name, char *buf, size_t len)
+{
+	char path[256];
+
+	ksm_path(path, sizeof(path), name);
+	return ksm_read_file(path, buf, len);
+}
+
+/*
+ * One write(2) of exactly len bytes to a fresh fd, like a shell "echo"
+ * would do.  Returns 0 when the whole buffer was accepted, -errno on error
+ * and -EIO on a short write.
+ */
+static inline int ksm_write_buf(const char *name, const char *val, size_t len)
+{
+	char path[256];
+	ssize_t n;
+	int fd, err;
+
+	ksm_path(path, sizeof(path), name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, len);
+	err = errno;
+	close(fd);
+	if (n < 0)
+		return -err;
+	if ((size_t)n != len)
+		return -EIO;
+	return 0;
+}
+
+static inline int ksm_write(const char *name, const char *val)
+{
+	return ksm_write_buf(name, val, strlen(val));
+}
+
+static inline int ksm_write_ul(const char *name, unsigned long v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%lu", v);
+	return ksm_write(name, buf);
+}
+
+/*
+ * Parse a counter/knob file that must contain exactly one decimal
+ * integer followed by a single newline.  Returns -EBADMSG otherwise.
+ */
+static inline int ksm_parse_long(const char *buf, long *v)
+{
+	char *end;
+
+	if (!buf[0] || buf[0] == '\n' || buf[0] == ' ' || buf[0] == '+')
+		return -EBADMSG;
+	errno = 0;
+	*v = strtol(buf, &end, 10);
+	if (errno || end == buf || strcmp(end, "\n"))
+		return -EBADMSG;
+	return 0;
+}
+
+static inline int ksm_read_long(const char *name, long *v)
+{
+	char buf[64];
+	ssize_t n;
+
+	n = ksm_read_raw(name, buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
+	return ksm_parse_long(buf, v);
+}
+
+static inline int ksm_read_ul(const char *name, unsigned long *v)
+{
+	char buf[64], *end;
+	ssize_t n;
+
+	n = ksm_read_raw(name, buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
+	if (buf[0] < '0' || buf[0] > '9')
+		return -EBADMSG;
+	errno = 0;
+	*v = strtoul(buf, &end, 10);
+	if (errno || strcmp(end, "\n"))
+		return -EBADMSG;
+	return 0;
+}
+
+/* Same as ksm_read_ul() but returns the value, or ~0UL on any error. */
+static inline unsigned long ksm_get(const char *name)
+{
+	unsigned long v;
+
+	if (ksm_read_ul(name, &v))
+		return ~0UL;
+	return v;
+}
+
+static inline bool ksm_file_exists(const char *name)
+{
+	char path[256];
+
+	ksm_path(path, sizeof(path), name);
+	return access(path, F_OK) == 0;
+}
+
+/* NULL if KSM's sysfs dir exists and we are root, else why to skip. */
+static inline const char *ksm_skip_reason(void)
+{
+	struct stat st;
+
+	if (stat(KSM_DIR, &st) || !S_ISDIR(st.st_mode))
+		return KSM_DIR " not present (CONFIG_KSM=n?)";
+	if (geteuid() != 0)
+		return "must run as root";
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Knob save / restore                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * All read-write knobs of 6.12, in the order in which they can safely be
+ * written back after "run" was set to 2: the advisor mode must be restored
+ * before pages_to_scan (which it resets, and which cannot be written while
+ * the scan-time advisor is active), and run itself goes last.
+ */
+static const char *const ksm_rw_knobs[] = {
+	"merge_across_nodes",
+	"max_page_sharing",
+	"use_zero_pages",
+	"smart_scan",
+	"stable_node_chains_prune_millisecs",
+	"sleep_millisecs",
+	"advisor_max_cpu",
+	"advisor_min_pages_to_scan",
+	"advisor_max_pages_to_scan",
+	"advisor_target_scan_time",
+	"advisor_mode",
+	"pages_to_scan",
+	"run",
+};
+#define KSM_NR_RW_KNOBS (sizeof(ksm_rw_knobs) / sizeof(ksm_rw_knobs[0]))
+
+struct ksm_saved_knobs {
+	bool valid[KSM_NR_RW_KNOBS];
+	char val[KSM_NR_RW_KNOBS][64];
+};
+
+/* "[none] scan-time\n" -> "none"; returns -EBADMSG if no brackets. */
+static inline int ksm_selected_word(const char *shown, char *out, size_t len)
+{
+	const char *l = strchr(shown, '['), *r;
+	size_t n;
+
+	if (!l)
+		return -EBADMSG;
+	r = strchr(l, ']');
+	if (!r)
+		return -EBADMSG;
+	n = (size_t)(r - l - 1);
+	if (n + 1 > len)
+		return -ENAMETOOLONG;
+	memcpy(out, l + 1, n);
+	out[n] = '\0';
+	return 0;
+}
+
+static inline void ksm_save_knobs(struct ksm_saved_knobs *s)
+{
+	size_t i;
+
+	for (i = 0; i < KSM_NR_RW_KNOBS; i++) {
+		char buf[64];
+
+		s->valid[i] = false;
+		if (ksm_read_raw(ksm_rw_knobs[i], buf, sizeof(buf)) <= 0)
+			continue;
+		if (!strcmp(ksm_rw_knobs[i], "advisor_mode")) {
+			if (ksm_selected_word(buf, s->val[i], sizeof(s->val[i])))
+				continue;
+		} else {
+			buf[strcspn(buf, "\n")] = '\0';
+			snprintf(s->val[i], sizeof(s->val[i]), "%s", buf);
+		}
+		s->valid[i] = true;
+	}
+}
+
+/*
+ * Stop and unmerge everything, then write every saved knob back.
+ * Returns 0 or the first error seen (all knobs are attempted anyway).
+ */
+static inline int ksm_restore_knobs(const struct ksm_saved_knobs *s)
+{
+	int ret = 0, err;
+	size_t i;
+
+	err = ksm_write("run", "2");
+	if (err)
+		ret = err;
+	for (i = 0; i < KSM_NR_RW_KNOBS; i++) {
+		if (!s->valid[i])
+			continue;
+		if (!strcmp(ksm_rw_knobs[i], "pages_to_scan")) {
+			char mode[64], sel[32];
+
+			/* Not writable (and reset anyway) while scan-time. */
+			if (ksm_read_raw("advisor_mode", mode, sizeof(mode)) > 0 &&
+			    !ksm_selected_word(mode, sel, sizeof(sel)) &&
+			    strcmp(sel, "none"))
+				continue;
+		}
+		err = ksm_write(ksm_rw_knobs[i], s->val[i]);
+		if (err && !ret)
+			ret = err;
+	}
+	return ret;
+}
+
+/*
+ * Bring KSM into a known, idle state: everything unmerged, full_scans
+ * reset to 0, scan cursor at the list head.  Writing 2 is a no-op when
+ * run already reads 2, so step through 0 first to force the unmerge.
+ */
+static inline int ksm_reset(void)
+{
+	int err;
+
+	err = ksm_write("run", "0");
+	if (err)
+		return err;
+	return ksm_write("run", "2");
+}
+
+/* Knobs that make passes quick; returns 0 or -errno. */
+static inline int ksm_fast_scanning(void)
+{
+	int err;
+
+	err = ksm_write("advisor_mode", "none");
+	if (!err)
+		err = ksm_write("pages_to_scan", "10000");
+	if (!err)
+		err = ksm_write("sleep_millisecs", "0");
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiting for ksmd                                                   */
+/* ------------------------------------------------------------------ */
+
+static inline double ksm_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Start ksmd, wait until full_scans has advanced by at least @passes
+ * relative to its value when this was called, then stop ksmd again with
+ * run=0 (which waits for ksmd's current batch, so counters are frozen on
+ * return).  Returns 0, -ETIMEDOUT, or -errno of a sysfs access; *seen is
+ * the last full_scans value read.
+ *
+ * The scan cursor only starts a fresh pass over all mms when it is at the
+ * list head, which is the case after ksm_reset(): then 2 passes merge
+ * pages that were identical when ksmd was started (pass 1 records the
+ * checksums, pass 2 merges).  If ksmd was previously stopped in the middle
+ * of a pass, the first counted pass may be partial, so callers ask for 3.
+ */
+static inline int ksm_run_passes(unsigned int passes, unsigned long *start,
+				 unsigned long *seen)
+{
+	double deadline = ksm_now() + KSM_SCAN_TIMEOUT_SEC;
+	unsigned long base, cur = 0;
+	int err;
+
+	err = ksm_read_ul("full_scans", &base);
+	if (err)
+		return err;
+	if (start)
+		*start = base;
+	err = ksm_write("run", "1");
+	if (err)
+		return err;
+	for (;;) {
+		err = ksm_read_ul("full_scans", &cur);
+		if (err)
+			break;
+		if (cur >= base + passes)
+			break;
+		if (ksm_now() > deadline) {
+			err = -ETIMEDOUT;
+			break;
+		}
+		usleep(10000);
+	}
+	if (seen)
+		*seen = cur;
+	if (ksm_write("run", "0") && !err)
+		err = -EIO;
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Memory helpers                                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Map @npages of private anonymous memory with a PROT_NONE guard page on
+ * each side, so the region is a VMA of its own (smaps lookups are exact)
+ * and never grows THPs (KSM splits those first, costing extra passes).
+ */
+static inline void *ksm_map_flags(size_t npages, int flags)
+{
+	size_t ps = ksm_page_size();
+	char *area, *p;
+
+	area = mmap(NULL, (npages + 2) * ps, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (area == MAP_FAILED)
+		return MAP_FAILED;
+	p = mmap(area + ps, npages * ps, PROT_READ | PROT_WRITE,
+		 flags | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (p == MAP_FAILED) {
+		munmap(area, (npages + 2) * ps);
+		return MAP_FAILED;
+	}
+	/* Fails with EINVAL without CONFIG_TRANSPARENT_HUGEPAGE: fine. */
+	madvise(p, npages * ps, MADV_NOHUGEPAGE);
+	return p;
+}
+
+static inline void *ksm_map(size_t npages)
+{
+	return ksm_map_flags(npages, MAP_PRIVATE);
+}
+
+static inline void ksm_unmap(void *p, size_t npages)
+{
+	size_t ps = ksm_page_size();
+
+	munmap((char *)p - ps, (npages + 2) * ps);
+}
+
+static inline void *ksm_page_at(void *base, size_t idx)
+{
+	return (char *)base + idx * ksm_page_size();
+}
+
+static inline uint64_t ksm_mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* Fill one page with a pseudo-random stream that depends only on @seed. */
+static inline void ksm_fill_page(void *page, uint64_t seed)
+{
+	uint64_t *w = page, x = ksm_mix(seed) | 1;
+	size_t i;
+
+	for (i = 0; i < ksm_page_size() / sizeof(*w); i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		w[i] = x;
+	}
+}
+
+static inline bool ksm_page_matches(const void *page, uint64_t seed)
+{
+	const uint64_t *w = page;
+	uint64_t x = ksm_mix(seed) | 1;
+	size_t i;
+
+	for (i = 0; i < ksm_page_size() / sizeof(*w); i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		if (w[i] != x)
+			return false;
+	}
+	return true;
+}
+
+/* A seed that no other test run (or other page of this run) shares. */
+static inline uint64_t ksm_unique_seed(void)
+{
+	static uint64_t counter;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ksm_mix(((uint64_t)getpid() << 40) ^ ((uint64_t)ts.tv_nsec << 8) ^
+		       (uint64_t)ts.tv_sec ^ ++counter);
+}
+
+static inline bool ksm_page_is_zero(const void *page)
+{
+	const uint64_t *w = page;
+	size_t i;
+
+	for (i = 0; i < ksm_page_size() / sizeof(*w); i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* /proc helpers                                                      */
+/* ------------------------------------------------------------------ */
+
+/* Physical frame mapped at @addr in @pid (0: self); needs CAP_SYS_ADMIN. */
+static inline int ksm_pfn_of(pid_t pid, const void *addr, uint64_t *pfn)
+{
+	char path[64];
+	uint64_t ent;
+	off_t off = (off_t)((uintptr_t)addr / ksm_page_size()) * sizeof(ent);
+	int fd, err = 0;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/pagemap");
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	if (pread(fd, &ent, sizeof(ent), off) != sizeof(ent))
+		err = -EIO;
+	close(fd);
+	if (err)
+		return err;
+	if (!(ent & KSM_PM_PRESENT))
+		return -ENOENT;
+	*pfn = ent & KSM_PM_PFN_MASK;
+	if (!*pfn)
+		return -EPERM;	/* PFNs hidden: not privileged */
+	return 0;
+}
+
+static inline int ksm_pfn(const void *addr, uint64_t *pfn)
+{
+	return ksm_pfn_of(0, addr, pfn);
+}
+
+/* 1 if the page at @addr has KPF_KSM, 0 if not, -errno if unknown. */
+static inline int ksm_page_flag_ksm(const void *addr)
+{
+	uint64_t pfn = 0, flags = 0;
+	int fd, err;
+
+	err = ksm_pfn(addr, &pfn);
+	if (err)
+		return err;
+	fd = open("/proc/kpageflags", O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	if (pread(fd, &flags, sizeof(flags), (off_t)(pfn * sizeof(flags))) !=
+	    sizeof(flags))
+		err = -EIO;
+	close(fd);
+	if (err)
+		return err;
+	return !!(flags & (1ULL << KSM_KPF_KSM));
+}
+
+struct ksm_proc_stat {
+	long rmap_items;
+	long zero_pages;
+	long merging_pages;
+	long process_profit;
+};
+
+/*
+ * Parse /proc/<pid>/ksm_stat (pid 0: self).  6.12 prints exactly these
+ * four lines in this order; anything else is -EBADMSG.
+ */
+static inline int ksm_read_proc_stat(pid_t pid, struct ksm_proc_stat *st)
+{
+	char path[64], buf[512];
+	ssize_t n;
+	int got;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/ksm_stat", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/ksm_stat");
+	n = ksm_read_file(path, buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
+	got = -1;
+	if (sscanf(buf, "ksm_rmap_items %ld\nksm_zero_pages %ld\n"
+		   "ksm_merging_pages %ld\nksm_process_profit %ld\n%n",
+		   &st->rmap_items, &st->zero_pages, &st->merging_pages,
+		   &st->process_profit, &got) != 4 || got != n)
+		return -EBADMSG;
+	return 0;
+}
+
+/* /proc/<pid>/ksm_merging_pages (pid 0: self); -EBADMSG if malformed. */
+static inline long ksm_read_merging_pages(pid_t pid)
+{
+	char path[64], buf[64];
+	ssize_t n;
+	long v;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/ksm_merging_pages", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/ksm_merging_pages");
+	n = ksm_read_file(path, buf, sizeof(buf));
+	if (n < 0)
+		return n;
+	if (ksm_parse_long(buf, &v) || v < 0)
+		return -EBADMSG;
+	return v;
+}
+
+/*
+ * Find the /proc/<pid>/smaps block of the VMA that starts exactly at
+ * @addr and report a "Field:   N kB" value in *kb, or whether VmFlags
+ * holds @flag.  -ENOENT when no VMA starts at @addr or the field is absent.
+ */
+static inline int ksm_smaps_lookup(pid_t pid, const void *addr,
+				   const char *field, unsigned long *kb,
+				   const char *flag, bool *has_flag)
+{
+	char path[64], line[1024];
+	unsigned long start, end;
+	bool in_vma = false;
+	int ret = -ENOENT;
+	FILE *f;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/smaps");
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			if (in_vma)
+				break;
+			in_vma = start == (uintptr_t)addr;
+			continue;
+		}
+		if (!in_vma)
+			continue;
+		if (field && !strncmp(line, field, strlen(field)) &&
+		    line[strlen(field)] == ':') {
+			if (sscanf(line + strlen(field) + 1, " %lu kB", kb) == 1)
+				ret = 0;
+			else
+				ret = -EBADMSG;
+			break;
+		}
+		if (flag && !strncmp(line, "VmFlags:", 8)) {
+			char *tok, *save = NULL;
+
+			*has_flag = false;
+			for (tok = strtok_r(line + 8, " \n", &save); tok;
+			     tok = strtok_r(NULL, " \n", &save))
+				if (!strcmp(tok, flag))
+					*has_flag = true;
+			ret = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+/* smaps "KSM:" of the VMA starting at @addr, in kB; negative on error. */
+static inline long ksm_smaps_ksm_kb(pid_t pid, const void *addr)
+{
+	unsigned long kb;
+	int err;
+
+	err = ksm_smaps_lookup(pid, addr, "KSM", &kb, NULL, NULL);
+	return err ? err : (long)kb;
+}
+
+/* 1 if the VMA starting at @addr has VmFlags "mg", 0 if not, or -errno. */
+static inline int ksm_vma_mergeable(pid_t pid, const void *addr)
+{
+	bool has = false;
+	int err;
+
+	err = ksm_smaps_lookup(pid, addr, NULL, NULL, "mg", &has);
+	return err ? err : has;
+}
+
+/* Value of a /proc/vmstat counter; -ENOENT if the line is missing. */
+static inline int ksm_vmstat(const char *name, unsigned long *v)
+{
+	char line[256];
+	size_t len = strlen(name);
+	int ret = -ENOENT;
+	FILE *f;
+
+	f = fopen("/proc/vmstat", "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, name, len) && line[len] == ' ') {
+			ret = sscanf(line + len, " %lu", v) == 1 ? 0 : -EBADMSG;
+			break;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+#endif /* KSM_TEST_UTIL_H */
