@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Kernel Samepage Merging: the interface the rest of the kernel uses.
+ *
+ * KSM merges anonymous pages of identical content, in memory that user
+ * space marked mergeable, into shared write-protected pages. The engine
+ * lives in mm/ksm/; this header is its whole contract with mm, fork, exec,
+ * exit, prctl, procfs and memory-failure.
+ */
+#ifndef __LINUX_KSM_H
+#define __LINUX_KSM_H
+
+#include <linux/bitops.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/rmap.h>
+#include <linux/sched.h>
+#include <linux/sched/coredump.h>
+
+#ifdef CONFIG_KSM
+
+/* Registration: madvise(), prctl(), new VMAs, fork, exec, exit. */
+int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
+		unsigned long end, int advice, unsigned long *vm_flags);
+void ksm_add_vma(struct vm_area_struct *vma);
+int ksm_enable_merge_any(struct mm_struct *mm);
+int ksm_disable_merge_any(struct mm_struct *mm);
+int ksm_disable(struct mm_struct *mm);
+int __ksm_enter(struct mm_struct *mm);
+void __ksm_exit(struct mm_struct *mm);
+
+/*
+ * Zero pages placed by KSM (use_zero_pages=1) are told apart from the
+ * zero pages a read fault maps by a dirty bit in their PTE, which the
+ * fault path never sets on a zero-page PTE. Both a global and a per-mm
+ * count of them are kept; every path that zaps such a PTE must call
+ * ksm_might_unmap_zero_page().
+ */
+#define is_ksm_zero_pte(pte)	(is_zero_pfn(pte_pfn(pte)) && pte_dirty(pte))
+
+extern atomic_long_t ksm_zero_pages;
+
+static inline void ksm_map_zero_page(struct mm_struct *mm)
+{
+	atomic_long_inc(&mm->ksm_zero_pages);
+	atomic_long_inc(&ksm_zero_pages);
+}
+
+static inline void ksm_might_unmap_zero_page(struct mm_struct *mm, pte_t pte)
+{
+	if (!is_ksm_zero_pte(pte))
+		return;
+	atomic_long_dec(&mm->ksm_zero_pages);
+	atomic_long_dec(&ksm_zero_pages);
+}
+
+static inline long mm_ksm_zero_pages(struct mm_struct *mm)
+{
+	return atomic_long_read(&mm->ksm_zero_pages);
+}
+
+/*
+ * A child of a registered mm is registered too (on a best-effort basis).
+ * It maps the parent's KSM pages but owns no rmap items yet, so its
+ * merging counters restart from zero, while the KSM zero pages it
+ * inherited in its page tables are added to the global count.
+ */
+static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
+{
+	if (!test_bit(MMF_VM_MERGEABLE, &oldmm->flags))
+		return;
+	mm->ksm_rmap_items = 0;
+	mm->ksm_merging_pages = 0;
+	atomic_long_add(mm_ksm_zero_pages(mm), &ksm_zero_pages);
+	__ksm_enter(mm);
+}
+
+/* PR_SET_MEMORY_MERGE survives exec: register the new mm straight away. */
+static inline int ksm_execve(struct mm_struct *mm)
+{
+	return test_bit(MMF_VM_MERGE_ANY, &mm->flags) ? __ksm_enter(mm) : 0;
+}
+
+static inline void ksm_exit(struct mm_struct *mm)
+{
+	if (test_bit(MMF_VM_MERGEABLE, &mm->flags))
+		__ksm_exit(mm);
+}
+
+/*
+ * Swap-in: a folio that was a KSM page when it went out may not be
+ * mappable where it comes back; the faulting mm then gets a copy.
+ */
+struct folio *ksm_might_need_to_copy(struct folio *folio,
+				     struct vm_area_struct *vma,
+				     unsigned long addr);
+
+/* Reverse mapping, migration and memory-failure on KSM folios. */
+void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc);
+void folio_migrate_ksm(struct folio *newfolio, struct folio *folio);
+void collect_procs_ksm(struct folio *folio, struct page *page,
+		       struct list_head *to_kill, int force_early);
+
+/* /proc/PID/ksm_stat. */
+long ksm_process_profit(struct mm_struct *mm);
+
+#else  /* !CONFIG_KSM */
+
+static inline void ksm_add_vma(struct vm_area_struct *vma)
+{
+}
+
+static inline int ksm_disable(struct mm_struct *mm)
+{
+	return 0;
+}
+
+static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
+{
+}
+
+static inline int ksm_execve(struct mm_struct *mm)
+{
+	return 0;
+}
+
+static inline void ksm_exit(struct mm_struct *mm)
+{
+}
+
+static inline void ksm_might_unmap_zero_page(struct mm_struct *mm, pte_t pte)
+{
+}
+
+static inline void collect_procs_ksm(struct folio *folio, struct page *page,
+				     struct list_head *to_kill, int force_early)
+{
+}
+
+#ifdef CONFIG_MMU
+static inline int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
+			      unsigned long end, int advice,
+			      unsigned long *vm_flags)
+{
+	return 0;
+}
+
+static inline struct folio *ksm_might_need_to_copy(struct folio *folio,
+						   struct vm_area_struct *vma,
+						   unsigned long addr)
+{
+	return folio;
+}
+
+static inline void rmap_walk_ksm(struct folio *folio,
+				 struct rmap_walk_control *rwc)
+{
+}
+
+static inline void folio_migrate_ksm(struct folio *newfolio,
+				     struct folio *folio)
+{
+}
+#endif /* CONFIG_MMU */
+
+#endif /* CONFIG_KSM */
+
+#endif /* __LINUX_KSM_H */

@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Kernel Samepage Merging: engine state, the ksmd thread and run control.
+ */
+
+/**
+ * DOC: Overview
+ *
+ * Applications mark anonymous memory as mergeable (madvise(MADV_MERGEABLE)
+ * or prctl(PR_SET_MEMORY_MERGE)). The ksmd thread visits the pages of every
+ * registered mm in address order and, for each page:
+ *
+ * 1. hashes its content (64-bit xxhash);
+ * 2. looks the hash up in the *stable tree*, which holds one entry per
+ *    distinct content of existing KSM pages. Entries are ordered by hash
+ *    first, so a lookup compares whole pages only on a hash hit; if the
+ *    page equals a KSM page with room for another mapper, its PTE is
+ *    pointed at that KSM page and the private page is freed;
+ * 3. otherwise, if the hash equals the one from the page's previous visit
+ *    (the page is not being written to), looks it up in the *unstable
+ *    tree*: pages seen during this pass, again keyed by hash. A match whose
+ *    content really is identical is merged with it: one of the two pages
+ *    becomes a write-protected KSM page, both PTEs map it, and its content
+ *    moves to the stable tree. Without a match the page joins the unstable
+ *    tree.
+ *
+ * The unstable tree holds ordinary writable pages, so their content may
+ * change after insertion. Because it is ordered by the hash stored at
+ * insertion time, not by live content, it never goes out of order; a stale
+ * entry only costs one failed page compare. The tree is simply forgotten
+ * at the start of every pass.
+ *
+ * A write to a KSM page faults and the fault handler gives the writer a
+ * private copy (copy-on-write). KSM pages are ordinary anonymous folios
+ * whose ->mapping points to a &struct ksm_stable_node, so reclaim,
+ * migration and memory-failure find their mappers through rmap_walk_ksm().
+ *
+ * Hash collisions are harmless: every merge is preceded by a full compare
+ * made after the candidate's PTE has been write-protected.
+ */
+
+#define pr_fmt(fmt) "ksm: " fmt
+
+#include <linux/freezer.h>
+#include <linux/kthread.h>
+#include <linux/memory.h>
+#include <linux/oom.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/xxhash.h>
+
+#include "internal.h"
+
+#define CREATE_TRACE_POINTS
+#include <trace/events/ksm.h>
+
+/* Exported through include/linux/ksm.h: KSM-placed zero pages. */
+atomic_long_t ksm_zero_pages = ATOMIC_LONG_INIT(0);
+
+static struct rb_root ksm_single_stable_root = RB_ROOT;
+static struct rb_root ksm_single_unstable_root = RB_ROOT;
+
+struct ksm_context ksm_ctx = {
+	.lock = __MUTEX_INITIALIZER(ksm_ctx.lock),
+	.mm_list_lock = __SPIN_LOCK_UNLOCKED(ksm_ctx.mm_list_lock),
+	.mm_head = {
+		.slot.mm_node = LIST_HEAD_INIT(ksm_ctx.mm_head.slot.mm_node),
+	},
+	.scan = {
+		.slot = &ksm_ctx.mm_head,
+	},
+	.knobs = {
+		.run = KSM_RUN_STOP,
+		.pages_to_scan = 100,
+		.sleep_millisecs = 20,
+		.max_page_sharing = 256,
+		.prune_millisecs = 2000,
+		.merge_across_nodes = true,
+		.use_zero_pages = false,
+		.smart_scan = true,
+	},
+	.stable_roots = &ksm_single_stable_root,
+	.unstable_roots = &ksm_single_unstable_root,
+	.nr_trees = 1,
+	.thread_wait = __WAIT_QUEUE_HEAD_INITIALIZER(ksm_ctx.thread_wait),
+	.sleep_wait = __WAIT_QUEUE_HEAD_INITIALIZER(ksm_ctx.sleep_wait),
+};
+
+/**
+ * ksm_page_hash() - hash the content of one page
+ * @page: the page; the caller holds a reference.
+ *
+ * Return: the 64-bit xxhash of the page's bytes.
+ */
+u64 ksm_page_hash(struct page *page)
+{
+	void *addr = kmap_local_page(page);
+	u64 hash = xxh64(addr, PAGE_SIZE, 0);
+
+	kunmap_local(addr);
+	return hash;
+}
+
+/**
+ * ksm_wake_thread() - let ksmd re-read its knobs now
+ */
+void ksm_wake_thread(void)
+{
+	wake_up_interruptible(&ksm_ctx.thread_wait);
+	wake_up_interruptible(&ksm_ctx.sleep_wait);
+}
+
+static bool ksmd_has_work(void)
+{
+	return (READ_ONCE(ksm_ctx.knobs.run) & KSM_RUN_MERGE) &&
+	       !list_empty(&ksm_ctx.mm_head.slot.mm_node);
+}
+
+static void ksmd_pause(void)
+{
+	unsigned int msecs = READ_ONCE(ksm_ctx.knobs.sleep_millisecs);
+
+	if (!ksmd_has_work()) {
+		wait_event_freezable(ksm_ctx.thread_wait,
+				     ksmd_has_work() || kthread_should_stop());
+		return;
+	}
+	wait_event_freezable_timeout(ksm_ctx.sleep_wait,
+				     READ_ONCE(ksm_ctx.knobs.sleep_millisecs) != msecs ||
+				     kthread_should_stop(),
+				     msecs_to_jiffies(msecs));
+}
+
+static int ksmd_main(void *unused)
+{
+	set_freezable();
+	set_user_nice(current, MAX_NICE);
+
+	while (!kthread_should_stop()) {
+		mutex_lock(&ksm_ctx.lock);
+		if (ksmd_has_work())
+			ksm_scan_batch(READ_ONCE(ksm_ctx.knobs.pages_to_scan));
+		mutex_unlock(&ksm_ctx.lock);
+
+		try_to_freeze();
+		ksmd_pause();
+	}
+	return 0;
+}
+
+/**
+ * ksm_set_run() - change the run knob
+ * @run: KSM_RUN_STOP, KSM_RUN_MERGE or KSM_RUN_UNMERGE.
+ *
+ * KSM_RUN_UNMERGE breaks every KSM page back into private pages before
+ * returning, and forgets all trees.
+ *
+ * Context: process context; takes ksm_ctx.lock.
+ * Return: 0, or a negative errno when unmerging failed (run is then left
+ * at KSM_RUN_STOP).
+ */
+int ksm_set_run(unsigned int run)
+{
+	int err = 0;
+
+	mutex_lock(&ksm_ctx.lock);
+	if (ksm_ctx.knobs.run != run) {
+		WRITE_ONCE(ksm_ctx.knobs.run, run);
+		if (run & KSM_RUN_UNMERGE) {
+			set_current_oom_origin();
+			err = ksm_unmerge_everything();
+			clear_current_oom_origin();
+			if (err)
+				WRITE_ONCE(ksm_ctx.knobs.run, KSM_RUN_STOP);
+		}
+	}
+	mutex_unlock(&ksm_ctx.lock);
+
+	if (run & KSM_RUN_MERGE)
+		ksm_wake_thread();
+	return err;
+}
+
+static int ksm_resize_trees(bool across)
+{
+	struct rb_root *roots;
+	int i;
+
+	if (!across && ksm_ctx.stable_roots == &ksm_single_stable_root) {
+		roots = kcalloc(2 * nr_node_ids, sizeof(*roots), GFP_KERNEL);
+		if (!roots)
+			return -ENOMEM;
+		for (i = 0; i < 2 * nr_node_ids; i++)
+			roots[i] = RB_ROOT;
+		ksm_ctx.stable_roots = roots;
+		ksm_ctx.unstable_roots = roots + nr_node_ids;
+	}
+	ksm_ctx.nr_trees = across ? 1 : nr_node_ids;
+	return 0;
+}
+
+/**
+ * ksm_set_merge_across_nodes() - switch between one tree and one per node
+ * @across: true to merge pages of different NUMA nodes.
+ *
+ * Context: process context; takes ksm_ctx.lock.
+ * Return: 0, -EBUSY while KSM pages exist, -ENOMEM.
+ */
+int ksm_set_merge_across_nodes(bool across)
+{
+	int err = 0;
+
+	mutex_lock(&ksm_ctx.lock);
+	if (ksm_ctx.knobs.merge_across_nodes == across)
+		goto out;
+	if (ksm_ctx.stats.pages_shared || ksm_stable_drop_all()) {
+		err = -EBUSY;
+		goto out;
+	}
+	err = ksm_resize_trees(across);
+	if (err)
+		goto out;
+	/* Unstable items filed under the old indexing are dropped. */
+	ksm_unstable_reset();
+	ksm_ctx.knobs.merge_across_nodes = across;
+out:
+	mutex_unlock(&ksm_ctx.lock);
+	return err;
+}
+
+/**
+ * ksm_set_max_page_sharing() - change the mapper limit of a KSM page
+ * @max: new limit, at least 2.
+ *
+ * Context: process context; takes ksm_ctx.lock.
+ * Return: 0, or -EBUSY while KSM pages exist.
+ */
+int ksm_set_max_page_sharing(unsigned int max)
+{
+	int err = 0;
+
+	mutex_lock(&ksm_ctx.lock);
+	if (ksm_ctx.knobs.max_page_sharing != max) {
+		if (ksm_ctx.stats.pages_shared || ksm_stable_drop_all())
+			err = -EBUSY;
+		else
+			WRITE_ONCE(ksm_ctx.knobs.max_page_sharing, max);
+	}
+	mutex_unlock(&ksm_ctx.lock);
+	return err;
+}
+
+static int __init ksm_init(void)
+{
+	struct task_struct *thread;
+	int err;
+
+	ksm_ctx.zero_hash = ksm_page_hash(ZERO_PAGE(0));
+
+	err = ksm_rmap_item_cache_init();
+	if (!err)
+		err = ksm_stable_cache_init();
+	if (!err)
+		err = ksm_mm_cache_init();
+	if (err) {
+		pr_err("cannot create slab caches\n");
+		return err;
+	}
+
+	thread = kthread_run(ksmd_main, NULL, "ksmd");
+	if (IS_ERR(thread)) {
+		pr_err("cannot start ksmd\n");
+		return PTR_ERR(thread);
+	}
+	ksm_ctx.thread = thread;
+
+	/* Without sysfs nobody could ever start it. */
+	if (!IS_ENABLED(CONFIG_SYSFS))
+		ksm_ctx.knobs.run = KSM_RUN_MERGE;
+	return 0;
+}
+subsys_initcall(ksm_init);

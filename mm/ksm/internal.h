@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Private interfaces shared by the files of mm/ksm/.
+ *
+ * Nothing here is visible outside mm/ksm/: the rest of the kernel talks to
+ * us through include/linux/ksm.h only.
+ */
+#ifndef _MM_KSM_INTERNAL_H
+#define _MM_KSM_INTERNAL_H
+
+#include <linux/ksm.h>
+#include "../internal.h"
+#include "../mm_slot.h"
+#include <linux/mutex.h>
+#include <linux/rbtree.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+
+/**
+ * DOC: Locking
+ *
+ * Locks, outermost first. A lock may only be taken while holding locks that
+ * appear above it in this list.
+ *
+ * 1. ksm_ctx.lock (mutex): the engine lock. Held by ksmd for a whole scan
+ *    batch and by every sysfs write that changes how merging works. It owns
+ *    both trees, every stable node, every rmap item's tree state, the scan
+ *    cursor and the global counters. Code that needs it asserts it with
+ *    ksm_assert_locked().
+ * 2. mmap_lock of a scanned mm (read): taken per mm while looking at its
+ *    VMAs and page tables. madvise() and prctl() arrive here with it held
+ *    for write and never take ksm_ctx.lock.
+ * 3. folio lock of a KSM folio: guards the folio's stable node rmap list,
+ *    so that rmap_walk_ksm() (which holds only the folio lock) sees a list
+ *    nobody is changing.
+ * 4. anon_vma lock, page table lock: taken by the core mm helpers we call.
+ * 5. ksm_ctx.mm_list_lock (spinlock): the list and hash of registered mms.
+ *    Innermost; nothing is taken under it. __ksm_enter() and __ksm_exit()
+ *    use only this lock, so exit never waits for a scan batch.
+ */
+
+/* Values of the run knob. */
+#define KSM_RUN_STOP	0
+#define KSM_RUN_MERGE	1
+#define KSM_RUN_UNMERGE	2
+
+/**
+ * enum ksm_item_state - where a tracked page currently stands
+ * @KSM_ITEM_NEW: seen, hashed at most once; in no tree.
+ * @KSM_ITEM_UNSTABLE: in the unstable tree of pass @ksm_rmap_item.pass.
+ * @KSM_ITEM_STABLE: mapped to a KSM page; linked on its stable node.
+ */
+enum ksm_item_state {
+	KSM_ITEM_NEW,
+	KSM_ITEM_UNSTABLE,
+	KSM_ITEM_STABLE,
+};
+
+struct ksm_stable_node;
+
+/**
+ * struct ksm_rmap_item - one tracked virtual page of a registered mm
+ * @next: next item of the same mm, in increasing address order.
+ * @mm: the mm the page belongs to (kept alive by its ksm_mm slot).
+ * @address: page-aligned user address.
+ * @hash: content hash computed at the last visit.
+ * @pass: scan pass that inserted the item in the unstable tree.
+ * @state: an &enum ksm_item_state value.
+ * @nid: NUMA node index of the tree the item is in.
+ * @hashed: @hash holds a value from an earlier visit.
+ * @skip_age: consecutive visits that found nothing to merge (smart scan).
+ * @skip_left: visits still to skip before looking at the page again.
+ * @anon_vma: the VMA's anon_vma, pinned while @state is KSM_ITEM_STABLE.
+ * @unstable_node: link in the unstable tree (state KSM_ITEM_UNSTABLE).
+ * @stable: the stable node the page is merged into (state KSM_ITEM_STABLE).
+ * @stable_link: link on @stable's rmap list (state KSM_ITEM_STABLE).
+ *
+ * Access under ksm_ctx.lock, except the stable fields which rmap walkers
+ * read under the KSM folio's lock.
+ */
+struct ksm_rmap_item {
+	struct ksm_rmap_item *next;
+	struct mm_struct *mm;
+	unsigned long address;
+	u64 hash;
+	unsigned int pass;
+	u8 state;
+	u8 nid;
+	u8 hashed;
+	u8 skip_age;
+	u8 skip_left;
+	struct anon_vma *anon_vma;
+	union {
+		struct rb_node unstable_node;
+		struct {
+			struct ksm_stable_node *stable;
+			struct hlist_node stable_link;
+		};
+	};
+};
+
+/**
+ * struct ksm_stable_key - one distinct page content in the stable tree
+ * @node: link in a stable tree, ordered by @hash, then by content.
+ * @hash: content hash of every KSM page in @copies.
+ * @copies: the KSM pages with this content (struct ksm_stable_node).
+ * @nr_copies: length of @copies; more than one forms a chain.
+ * @nid: index of the stable tree holding @node.
+ *
+ * A content gets more than one KSM page only when each existing copy
+ * already has max_page_sharing mappers.
+ */
+struct ksm_stable_key {
+	struct rb_node node;
+	u64 hash;
+	struct list_head copies;
+	unsigned int nr_copies;
+	int nid;
+};
+
+/**
+ * struct ksm_stable_node - the KSM-side identity of one KSM folio
+ * @key: the content this folio holds.
+ * @copy_link: link on @key->copies.
+ * @rmap_items: rmap items mapping this folio (changed under folio lock).
+ * @nr_items: length of @rmap_items.
+ * @kpfn: pfn of the folio; updated by migration.
+ *
+ * A KSM folio's ->mapping holds the address of its node plus
+ * PAGE_MAPPING_KSM. The node outlives the folio: when the folio is freed,
+ * ->mapping no longer points back and the node is found stale and freed.
+ */
+struct ksm_stable_node {
+	struct ksm_stable_key *key;
+	struct list_head copy_link;
+	struct hlist_head rmap_items;
+	unsigned int nr_items;
+	unsigned long kpfn;
+};
+
+/**
+ * struct ksm_mm - a registered mm
+ * @slot: hash and list linkage shared with khugepaged's helpers.
+ * @items: the mm's rmap items, sorted by address.
+ */
+struct ksm_mm {
+	struct mm_slot slot;
+	struct ksm_rmap_item *items;
+};
+
+/**
+ * struct ksm_scan_cursor - where ksmd stands in its walk
+ * @slot: the mm being scanned; &ksm_ctx.mm_head between passes.
+ * @address: next address to look at in @slot's mm.
+ * @link: where the next rmap item of @slot goes in its list.
+ * @pass: number of passes started; unstable items of older passes are
+ *        no longer in the tree.
+ * @full_scans: number of passes completed.
+ */
+struct ksm_scan_cursor {
+	struct ksm_mm *slot;
+	unsigned long address;
+	struct ksm_rmap_item **link;
+	unsigned int pass;
+	unsigned long full_scans;
+};
+
+/**
+ * struct ksm_knobs - tunables, all exposed in /sys/kernel/mm/ksm
+ * @run: KSM_RUN_* value.
+ * @pages_to_scan: pages per ksmd batch.
+ * @sleep_millisecs: pause between batches.
+ * @max_page_sharing: most mappers one KSM page may get.
+ * @prune_millisecs: minimum time between sweeps of stale stable nodes.
+ * @merge_across_nodes: one tree for all NUMA nodes, or one per node.
+ * @use_zero_pages: map all-zero pages to the shared zero page.
+ * @smart_scan: look less often at pages that never merge.
+ */
+struct ksm_knobs {
+	unsigned int run;
+	unsigned int pages_to_scan;
+	unsigned int sleep_millisecs;
+	unsigned int max_page_sharing;
+	unsigned int prune_millisecs;
+	bool merge_across_nodes;
+	bool use_zero_pages;
+	bool smart_scan;
+};
+
+/**
+ * struct ksm_stats - counters exposed in /sys/kernel/mm/ksm
+ * @pages_scanned: pages visited since boot.
+ * @pages_shared: KSM pages with at least one tracked mapper.
+ * @pages_sharing: tracked mappers beyond the first of each KSM page.
+ * @pages_unshared: items in the unstable tree.
+ * @pages_skipped: visits skipped by smart scan.
+ * @rmap_items: rmap items allocated.
+ * @chains: contents with more than one KSM page.
+ * @chain_copies: KSM pages belonging to such contents.
+ */
+struct ksm_stats {
+	unsigned long pages_scanned;
+	unsigned long pages_shared;
+	unsigned long pages_sharing;
+	unsigned long pages_unshared;
+	unsigned long pages_skipped;
+	unsigned long rmap_items;
+	unsigned long chains;
+	unsigned long chain_copies;
+};
+
+/**
+ * struct ksm_context - the whole engine state
+ * @lock: the engine lock (see "Locking").
+ * @mm_list_lock: protects @mm_head's list and @mm_hash.
+ * @mm_head: list head of registered mms; also the cursor's "between passes".
+ * @scan: ksmd's cursor.
+ * @knobs: tunables.
+ * @stats: counters.
+ * @stable_roots: stable trees, one per NUMA node or a single one.
+ * @unstable_roots: unstable trees of the current pass, same indexing.
+ * @nr_trees: number of trees in use (1 when merging across nodes).
+ * @zero_hash: content hash of an all-zero page.
+ * @last_prune: jiffies of the last sweep of stale stable nodes.
+ * @thread_wait: ksmd waits here while it has nothing to do.
+ * @sleep_wait: ksmd sleeps here between batches.
+ * @thread: the ksmd task.
+ */
+struct ksm_context {
+	struct mutex lock;
+	spinlock_t mm_list_lock;
+	struct ksm_mm mm_head;
+	struct ksm_scan_cursor scan;
+	struct ksm_knobs knobs;
+	struct ksm_stats stats;
+	struct rb_root *stable_roots;
+	struct rb_root *unstable_roots;
+	int nr_trees;
+	u64 zero_hash;
+	unsigned long last_prune;
+	wait_queue_head_t thread_wait;
+	wait_queue_head_t sleep_wait;
+	struct task_struct *thread;
+};
+
+extern struct ksm_context ksm_ctx;
+
+/* Size (log2) of the mm -> struct ksm_mm hash table. */
+#define KSM_MM_HASH_BITS	10
+
+/* Assert that the caller holds the engine lock. */
+#define ksm_assert_locked()	lockdep_assert_held(&ksm_ctx.lock)
+
+/* An mm whose last user is gone: its page tables are about to vanish. */
+static inline bool ksm_mm_exiting(struct mm_struct *mm)
+{
+	return atomic_read(&mm->mm_users) == 0;
+}
+
+/* Index of the tree a page on @nid belongs in. */
+static inline int ksm_tree_index(int nid)
+{
+	return ksm_ctx.knobs.merge_across_nodes ? 0 : nid;
+}
+
+static inline struct ksm_stable_node *ksm_folio_node(struct folio *folio)
+{
+	return folio_test_ksm(folio) ? folio_raw_mapping(folio) : NULL;
+}
+
+static inline void ksm_folio_set_node(struct folio *folio,
+				      struct ksm_stable_node *node)
+{
+	folio->mapping = (void *)((unsigned long)node | PAGE_MAPPING_KSM);
+}
+
+/* core.c */
+void ksm_wake_thread(void);
+int ksm_set_run(unsigned int run);
+int ksm_set_merge_across_nodes(bool across);
+int ksm_set_max_page_sharing(unsigned int max);
+
+u64 ksm_page_hash(struct page *page);
+
+/* rmap_item.c */
+struct ksm_rmap_item *ksm_rmap_item_alloc(struct mm_struct *mm,
+					  unsigned long address);
+void ksm_rmap_item_free(struct ksm_rmap_item *item);
+void ksm_rmap_item_forget(struct ksm_rmap_item *item);
+void ksm_rmap_list_free(struct ksm_rmap_item **link);
+int ksm_rmap_item_cache_init(void);
+
+/* unstable_tree.c */
+void ksm_unstable_remove(struct ksm_rmap_item *item);
+struct ksm_rmap_item *ksm_unstable_find_or_insert(struct ksm_rmap_item *item,
+						  struct page *page,
+						  struct page **match);
+void ksm_unstable_reset(void);
+
+/* stable_tree.c */
+struct folio *ksm_stable_folio_get(struct ksm_stable_node *node, bool lock);
+struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid);
+struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash);
+void ksm_stable_add_item(struct ksm_stable_node *node,
+			 struct ksm_rmap_item *item);
+void ksm_stable_remove_item(struct ksm_rmap_item *item);
+int ksm_stable_drop_all(void);
+void ksm_stable_prune(void);
+void ksm_stable_drop_pfn_range(unsigned long start_pfn, unsigned long end_pfn);
+int ksm_stable_cache_init(void);
+
+/* merge.c */
+int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
+		   struct page *kpage);
+int ksm_promote_page(struct vm_area_struct *vma, struct page *page);
+int ksm_merge_zero_page(struct vm_area_struct *vma, struct page *page);
+int ksm_unmerge_range(struct vm_area_struct *vma, unsigned long start,
+		      unsigned long end, bool lock_vma);
+void ksm_unmerge_item(struct ksm_rmap_item *item);
+struct vm_area_struct *ksm_find_vma(struct mm_struct *mm,
+				    unsigned long address);
+struct page *ksm_item_page(struct ksm_rmap_item *item);
+
+/* scan.c */
+void ksm_scan_batch(unsigned int nr_pages);
+int ksm_unmerge_everything(void);
+
+/* mm_slot.c */
+void ksm_mm_free(struct ksm_mm *slot);
+int ksm_mm_cache_init(void);
+
+/* advisor.c */
+
+/**
+ * enum ksm_advisor_mode - who sets pages_to_scan
+ * @KSM_ADVISOR_NONE: the administrator.
+ * @KSM_ADVISOR_SCAN_TIME: the advisor, aiming at a full-pass duration.
+ */
+enum ksm_advisor_mode {
+	KSM_ADVISOR_NONE,
+	KSM_ADVISOR_SCAN_TIME,
+};
+
+/**
+ * struct ksm_advisor_knobs - the advisor's tunables
+ * @mode: an &enum ksm_advisor_mode value.
+ * @max_cpu: most ksmd CPU, in percent of one CPU, the advisor may ask for.
+ * @min_pages: lower bound for pages_to_scan.
+ * @max_pages: upper bound for pages_to_scan.
+ * @target_scan_time: wanted duration of a full pass, in seconds.
+ */
+struct ksm_advisor_knobs {
+	enum ksm_advisor_mode mode;
+	unsigned long max_cpu;
+	unsigned long min_pages;
+	unsigned long max_pages;
+	unsigned long target_scan_time;
+};
+
+extern struct ksm_advisor_knobs ksm_advisor;
+
+void ksm_advisor_set_mode(enum ksm_advisor_mode mode);
+void ksm_advisor_pass_start(void);
+void ksm_advisor_pass_end(void);
+
+#endif /* _MM_KSM_INTERNAL_H */

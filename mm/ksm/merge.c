@@ -1,0 +1,455 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Kernel Samepage Merging: rewriting page table entries.
+ *
+ * Merging one page is always the same three steps:
+ *
+ * 1. lock the page's folio (trylock: ksmd never waits for a busy page) and
+ *    split it if it is large;
+ * 2. write-protect its PTE, and prove nobody can write to it behind the
+ *    page tables: the PTE is cleared and flushed first, so no new GUP-fast
+ *    pin can appear, then the refcount must equal mappers + our reference
+ *    + swap cache. A pinned page (O_DIRECT, RDMA, vfio) is refused;
+ * 3. compare the bytes again, now that they cannot change, and point the
+ *    PTE at the KSM page (or the zero page).
+ *
+ * Unmerging is left to the fault handler: an FAULT_FLAG_UNSHARE fault on a
+ * KSM page gives the mm its own copy.
+ *
+ * Callers hold the mm's mmap_lock (read) and ksm_ctx.lock, except the
+ * unmerge helpers, which the madvise() and prctl() paths call with
+ * mmap_lock held for write and without ksm_ctx.lock.
+ */
+
+#include <linux/highmem.h>
+#include <linux/huge_mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/pagewalk.h>
+#include <linux/rmap.h>
+#include <linux/swap.h>
+
+#include "internal.h"
+#include <trace/events/ksm.h>
+
+/**
+ * ksm_find_vma() - the mergeable VMA covering an address, if any
+ * @mm: the mm; its mmap_lock is held.
+ * @address: user address.
+ *
+ * Return: the VMA, or NULL if the mm is exiting, nothing is mapped there,
+ * the VMA is not mergeable or has no anonymous memory yet.
+ */
+struct vm_area_struct *ksm_find_vma(struct mm_struct *mm,
+				    unsigned long address)
+{
+	struct vm_area_struct *vma;
+
+	if (ksm_mm_exiting(mm))
+		return NULL;
+	vma = vma_lookup(mm, address);
+	if (!vma || !(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
+		return NULL;
+	return vma;
+}
+
+/**
+ * ksm_item_page() - the anonymous page an item's address maps now
+ * @item: the item.
+ *
+ * Context: may sleep; takes the item's mmap_lock for read.
+ * Return: the page with a reference on its folio, or NULL.
+ */
+struct page *ksm_item_page(struct ksm_rmap_item *item)
+{
+	struct mm_struct *mm = item->mm;
+	struct vm_area_struct *vma;
+	struct page *page = NULL;
+	struct folio_walk fw;
+	struct folio *folio;
+
+	mmap_read_lock(mm);
+	vma = ksm_find_vma(mm, item->address);
+	if (!vma)
+		goto out;
+	folio = folio_walk_start(&fw, vma, item->address, 0);
+	if (folio) {
+		if (folio_test_anon(folio) && !folio_is_zone_device(folio)) {
+			folio_get(folio);
+			page = fw.page;
+		}
+		folio_walk_end(&fw, vma);
+	}
+	if (page) {
+		flush_anon_page(vma, page, item->address);
+		flush_dcache_page(page);
+	}
+out:
+	mmap_read_unlock(mm);
+	return page;
+}
+
+/*
+ * Make the PTE at @pvmw read-only and clean, sharing the anonymous page.
+ * Fails when someone holds a reference we cannot account for.
+ */
+static int ksm_wrprotect_pte(struct page_vma_mapped_walk *pvmw,
+			     struct folio *folio, pte_t *orig_pte)
+{
+	struct vm_area_struct *vma = pvmw->vma;
+	bool exclusive = PageAnonExclusive(&folio->page);
+	int expected;
+	pte_t pte;
+
+	flush_cache_page(vma, pvmw->address, folio_pfn(folio));
+	/* Clearing first keeps GUP-fast from pinning during the check. */
+	pte = ptep_clear_flush(vma, pvmw->address, pvmw->pte);
+	expected = folio_mapcount(folio) + 1 + folio_test_swapcache(folio);
+	if (folio_ref_count(folio) != expected)
+		goto restore;
+	if (exclusive && folio_try_share_anon_rmap_pte(folio, &folio->page))
+		goto restore;
+
+	if (pte_dirty(pte))
+		folio_mark_dirty(folio);
+	pte = pte_wrprotect(pte_mkclean(pte));
+	set_pte_at(vma->vm_mm, pvmw->address, pvmw->pte, pte);
+	*orig_pte = pte;
+	return 0;
+
+restore:
+	set_pte_at(vma->vm_mm, pvmw->address, pvmw->pte, pte);
+	return -EBUSY;
+}
+
+/* Write-protect @folio's PTE in @vma; the folio is small and locked. */
+static int ksm_write_protect(struct vm_area_struct *vma, struct folio *folio,
+			     pte_t *orig_pte)
+{
+	DEFINE_FOLIO_VMA_WALK(pvmw, folio, vma, 0, 0);
+	struct mmu_notifier_range range;
+	int err = -EFAULT;
+	pte_t pte;
+
+	pvmw.address = page_address_in_vma(&folio->page, vma);
+	if (pvmw.address == -EFAULT)
+		return -EFAULT;
+
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm,
+				pvmw.address, pvmw.address + PAGE_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
+	if (!page_vma_mapped_walk(&pvmw))
+		goto out_notify;
+	if (WARN_ONCE(!pvmw.pte, "ksm: PMD-mapped small folio"))
+		goto out_walk;
+
+	pte = ptep_get(pvmw.pte);
+	if (pte_write(pte) || pte_dirty(pte) ||
+	    PageAnonExclusive(&folio->page) || mm_tlb_flush_pending(vma->vm_mm)) {
+		err = ksm_wrprotect_pte(&pvmw, folio, orig_pte);
+	} else {
+		*orig_pte = pte;
+		err = 0;
+	}
+out_walk:
+	page_vma_mapped_walk_done(&pvmw);
+out_notify:
+	mmu_notifier_invalidate_range_end(&range);
+	return err;
+}
+
+/* The PTE that will map @kpage at @addr in @vma. */
+static pte_t ksm_make_pte(struct vm_area_struct *vma, unsigned long addr,
+			  struct page *kpage)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	struct folio *kfolio = page_folio(kpage);
+
+	if (is_zero_pfn(page_to_pfn(kpage))) {
+		/* A dirty zero-page PTE marks a page KSM emptied. */
+		ksm_map_zero_page(mm);
+		dec_mm_counter(mm, MM_ANONPAGES);
+		return pte_mkdirty(pte_mkspecial(pfn_pte(page_to_pfn(kpage),
+							 vma->vm_page_prot)));
+	}
+	folio_get(kfolio);
+	folio_add_anon_rmap_pte(kfolio, kpage, vma, addr, RMAP_NONE);
+	return mk_pte(kpage, vma->vm_page_prot);
+}
+
+/* Point the PTE that maps @page, unchanged since @orig_pte, at @kpage. */
+static int ksm_replace_pte(struct vm_area_struct *vma, struct page *page,
+			   struct page *kpage, pte_t orig_pte)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	struct folio *folio = page_folio(page);
+	struct mmu_notifier_range range;
+	unsigned long addr;
+	spinlock_t *ptl;
+	pmd_t *pmd, pmdval;
+	pte_t *ptep;
+	int err = -EFAULT;
+
+	addr = page_address_in_vma(page, vma);
+	if (addr == -EFAULT)
+		return -EFAULT;
+	pmd = mm_find_pmd(mm, addr);
+	if (!pmd)
+		return -EFAULT;
+	/* THP code may clear and refill a PMD without the anon_vma lock. */
+	pmdval = pmdp_get_lockless(pmd);
+	if (!pmd_present(pmdval) || pmd_trans_huge(pmdval))
+		return -EFAULT;
+
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, addr,
+				addr + PAGE_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
+	ptep = pte_offset_map_lock(mm, pmd, addr, &ptl);
+	if (!ptep)
+		goto out_notify;
+	if (!pte_same(ptep_get(ptep), orig_pte))
+		goto out_unlock;
+
+	flush_cache_page(vma, addr, pte_pfn(orig_pte));
+	ptep_clear_flush(vma, addr, ptep);
+	set_pte_at(mm, addr, ptep, ksm_make_pte(vma, addr, kpage));
+
+	folio_remove_rmap_pte(folio, page, vma);
+	if (!folio_mapped(folio))
+		folio_free_swap(folio);
+	folio_put(folio);
+	err = 0;
+out_unlock:
+	pte_unmap_unlock(ptep, ptl);
+out_notify:
+	mmu_notifier_invalidate_range_end(&range);
+	return err;
+}
+
+/*
+ * Lock @page's folio, split it if large and write-protect its PTE.
+ * Returns 0 with the (now small) folio locked.
+ */
+static int ksm_lock_and_protect(struct vm_area_struct *vma, struct page *page,
+				pte_t *orig_pte)
+{
+	int err = -EBUSY;
+
+	if (!PageAnon(page))
+		return -EFAULT;
+	if (!trylock_page(page))
+		return -EBUSY;
+	/* The lock and our reference follow @page through the split. */
+	if (PageTransCompound(page) && split_huge_page(page))
+		goto unlock;
+	err = ksm_write_protect(vma, page_folio(page), orig_pte);
+	if (!err)
+		return 0;
+unlock:
+	unlock_page(page);
+	return err;
+}
+
+/**
+ * ksm_merge_into() - map a KSM page in place of an identical page
+ * @vma: the VMA mapping @page.
+ * @page: an anonymous page, referenced by the caller.
+ * @kpage: a KSM page (or the zero page), referenced by the caller.
+ *
+ * Context: @vma's mmap_lock held for read.
+ * Return: 0 when @page's PTE now maps @kpage, a negative errno otherwise.
+ */
+int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
+		   struct page *kpage)
+{
+	pte_t orig_pte = __pte(0);
+	int err;
+
+	if (page == kpage)	/* a forked KSM page: already merged */
+		return 0;
+	err = ksm_lock_and_protect(vma, page, &orig_pte);
+	if (err)
+		return err;
+	if (pages_identical(page, kpage))
+		err = ksm_replace_pte(vma, page, kpage, orig_pte);
+	else
+		err = -EFAULT;
+	unlock_page(page);
+	return err;
+}
+
+/**
+ * ksm_promote_page() - turn an anonymous page into a KSM page, in place
+ * @vma: the VMA mapping @page.
+ * @page: the page, referenced by the caller.
+ *
+ * The page keeps its frame and PTE (now read-only); it becomes a KSM folio
+ * with no stable node yet, which ksm_stable_insert() gives it.
+ *
+ * Context: @vma's mmap_lock held for read.
+ * Return: 0 or a negative errno.
+ */
+int ksm_promote_page(struct vm_area_struct *vma, struct page *page)
+{
+	struct folio *folio;
+	pte_t orig_pte;
+	int err;
+
+	err = ksm_lock_and_protect(vma, page, &orig_pte);
+	if (err)
+		return err;
+	folio = page_folio(page);
+	ksm_folio_set_node(folio, NULL);
+	folio_mark_accessed(folio);
+	/* Reclaim must swap a KSM page out, never just drop it. */
+	if (!folio_test_dirty(folio))
+		folio_set_dirty(folio);
+	folio_unlock(folio);
+	return 0;
+}
+
+/**
+ * ksm_merge_zero_page() - map the shared zero page in place of an empty page
+ * @vma: the VMA mapping @page.
+ * @page: the page, referenced by the caller.
+ *
+ * Context: @vma's mmap_lock held for read.
+ * Return: 0 or a negative errno.
+ */
+int ksm_merge_zero_page(struct vm_area_struct *vma, struct page *page)
+{
+	unsigned long addr = page_address_in_vma(page, vma);
+
+	if (addr == -EFAULT)
+		return -EFAULT;
+	return ksm_merge_into(vma, page, ZERO_PAGE(addr));
+}
+
+struct ksm_find_merged {
+	unsigned long found;
+};
+
+/* Is the PTE a KSM page or a zero page KSM put there? */
+static bool ksm_pte_is_merged(struct vm_area_struct *vma, unsigned long addr,
+			      pte_t pte)
+{
+	struct page *page;
+
+	if (!pte_present(pte))
+		return false;
+	if (is_ksm_zero_pte(pte))
+		return true;
+	page = vm_normal_page(vma, addr, pte);
+	return page && PageKsm(page);
+}
+
+static int ksm_find_merged_pmd(pmd_t *pmd, unsigned long addr,
+			       unsigned long end, struct mm_walk *walk)
+{
+	struct ksm_find_merged *found = walk->private;
+	spinlock_t *ptl;
+	pte_t *start, *ptep;
+	int ret = 0;
+
+	start = pte_offset_map_lock(walk->mm, pmd, addr, &ptl);
+	if (!start)
+		return 0;	/* a huge or vanished PMD: no KSM page there */
+	for (ptep = start; addr < end; ptep++, addr += PAGE_SIZE) {
+		if (ksm_pte_is_merged(walk->vma, addr, ptep_get(ptep))) {
+			found->found = addr;
+			ret = 1;
+			break;
+		}
+	}
+	pte_unmap_unlock(start, ptl);
+	return ret;
+}
+
+static const struct mm_walk_ops ksm_find_merged_ops = {
+	.pmd_entry = ksm_find_merged_pmd,
+	.walk_lock = PGWALK_RDLOCK,
+};
+
+/* Fault until @addr no longer maps a KSM page. */
+static int ksm_unshare_one(struct vm_area_struct *vma, unsigned long addr)
+{
+	vm_fault_t ret;
+
+	for (;;) {
+		struct folio_walk fw;
+		struct folio *folio;
+		bool merged = false;
+
+		cond_resched();
+		folio = folio_walk_start(&fw, vma, addr,
+					 FW_MIGRATION | FW_ZEROPAGE);
+		if (folio) {
+			merged = !folio_test_large(folio) &&
+				 (folio_test_ksm(folio) || is_ksm_zero_pte(fw.pte));
+			folio_walk_end(&fw, vma);
+		}
+		if (!merged)
+			return 0;
+		/*
+		 * The fault may back out on a race (for instance a concurrent
+		 * accessed-bit update); try again until the page is private.
+		 */
+		ret = handle_mm_fault(vma, addr,
+				      FAULT_FLAG_UNSHARE | FAULT_FLAG_REMOTE,
+				      NULL);
+		if (ret & VM_FAULT_OOM)
+			return -ENOMEM;
+		if (ret & (VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV))
+			return 0;
+	}
+}
+
+/**
+ * ksm_unmerge_range() - give every merged page in a range back its own copy
+ * @vma: a VMA with an anon_vma.
+ * @start: first address.
+ * @end: end of the range, within @vma.
+ * @lock_vma: also write-lock the VMA against per-VMA-lock faults.
+ *
+ * Context: @vma's mmap_lock held (read or write); may sleep.
+ * Return: 0, -ENOMEM, or -ERESTARTSYS on a pending signal.
+ */
+int ksm_unmerge_range(struct vm_area_struct *vma, unsigned long start,
+		      unsigned long end, bool lock_vma)
+{
+	struct ksm_find_merged found;
+	unsigned long addr = start;
+	int err = 0;
+
+	if (lock_vma)
+		vma_start_write(vma);
+	while (addr < end && !err) {
+		if (signal_pending(current))
+			return -ERESTARTSYS;
+		found.found = end;
+		walk_page_range_vma(vma, addr, end, &ksm_find_merged_ops,
+				    &found);
+		if (found.found >= end)
+			break;
+		err = ksm_unshare_one(vma, found.found);
+		addr = found.found + PAGE_SIZE;
+	}
+	return err;
+}
+
+/**
+ * ksm_unmerge_item() - undo the merge of one item's page
+ * @item: the item; its page may or may not still be a KSM page.
+ *
+ * Context: may sleep; takes the item's mmap_lock for read.
+ */
+void ksm_unmerge_item(struct ksm_rmap_item *item)
+{
+	struct mm_struct *mm = item->mm;
+	struct vm_area_struct *vma;
+
+	mmap_read_lock(mm);
+	vma = ksm_find_vma(mm, item->address);
+	if (vma)
+		ksm_unshare_one(vma, item->address);
+	mmap_read_unlock(mm);
+}

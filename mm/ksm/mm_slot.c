@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Kernel Samepage Merging: which mms and VMAs take part.
+ *
+ * An mm joins (__ksm_enter) the first time one of its VMAs becomes
+ * mergeable, through madvise(MADV_MERGEABLE), prctl(PR_SET_MEMORY_MERGE),
+ * fork of a registered parent or exec with PR_SET_MEMORY_MERGE inherited.
+ * It stays registered until it exits. These entry points hold the mm's
+ * mmap_lock (or own the mm outright) and take only ksm_ctx.mm_list_lock:
+ * none of them ever waits for ksmd to finish a batch.
+ *
+ * Exit hands the mm to ksmd when ksmd might be using it: ksmd reaps it the
+ * next time its cursor gets there, which is right away, since the slot is
+ * moved just after the cursor.
+ */
+
+#include <linux/hashtable.h>
+#include <linux/mm.h>
+#include <linux/mman.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+
+#include "internal.h"
+#include <trace/events/ksm.h>
+
+static struct kmem_cache *ksm_mm_cache;
+static DEFINE_HASHTABLE(ksm_mm_table, KSM_MM_HASH_BITS);
+
+/* VMA flags that rule merging out: shared, special or device memory. */
+#define KSM_VM_INCOMPATIBLE	(VM_SHARED | VM_MAYSHARE | VM_PFNMAP | \
+				 VM_IO | VM_DONTEXPAND | VM_HUGETLB | \
+				 VM_MIXEDMAP | VM_DROPPABLE | \
+				 KSM_VM_ARCH_INCOMPATIBLE)
+
+#if defined(VM_SAO)
+#define KSM_VM_ARCH_INCOMPATIBLE	VM_SAO
+#elif defined(VM_SPARC_ADI)
+#define KSM_VM_ARCH_INCOMPATIBLE	VM_SPARC_ADI
+#else
+#define KSM_VM_ARCH_INCOMPATIBLE	VM_NONE
+#endif
+
+static bool ksm_vma_compatible(struct vm_area_struct *vma)
+{
+	return !(vma->vm_flags & KSM_VM_INCOMPATIBLE) && !vma_is_dax(vma);
+}
+
+/**
+ * ksm_mm_free() - free a slot taken off the list and hash
+ * @slot: the slot.
+ */
+void ksm_mm_free(struct ksm_mm *slot)
+{
+	mm_slot_free(ksm_mm_cache, slot);
+}
+
+/**
+ * __ksm_enter() - register an mm with KSM
+ * @mm: the mm; the caller holds its mmap_lock for write, or owns it.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int __ksm_enter(struct mm_struct *mm)
+{
+	struct ksm_mm *slot;
+	struct mm_slot *mm_slot;
+	bool was_idle;
+
+	slot = mm_slot_alloc(ksm_mm_cache);
+	if (!slot)
+		return -ENOMEM;
+	mm_slot = &slot->slot;
+
+	spin_lock(&ksm_ctx.mm_list_lock);
+	mm_slot_insert(ksm_mm_table, mm, mm_slot);
+	was_idle = list_empty(&ksm_ctx.mm_head.slot.mm_node);
+	/*
+	 * Normally queue the mm just behind the cursor, so that it gets a
+	 * moment to settle (a fork followed by exec costs nothing). While
+	 * unmerging, queue it at the end so the unmerge walk still sees it.
+	 */
+	if (READ_ONCE(ksm_ctx.knobs.run) & KSM_RUN_UNMERGE)
+		list_add_tail(&slot->slot.mm_node, &ksm_ctx.mm_head.slot.mm_node);
+	else
+		list_add_tail(&slot->slot.mm_node,
+			      &ksm_ctx.scan.slot->slot.mm_node);
+	spin_unlock(&ksm_ctx.mm_list_lock);
+
+	set_bit(MMF_VM_MERGEABLE, &mm->flags);
+	mmgrab(mm);
+	if (was_idle)
+		ksm_wake_thread();
+	trace_ksm_enter(mm);
+	return 0;
+}
+
+/**
+ * __ksm_exit() - an mm registered with KSM lost its last user
+ * @mm: the mm; its page tables are about to be torn down.
+ *
+ * Frees the slot at once when ksmd holds nothing of the mm; otherwise
+ * leaves it to ksmd, after waiting (through mmap_lock) for any access
+ * ksmd is making to the mm right now.
+ */
+void __ksm_exit(struct mm_struct *mm)
+{
+	struct ksm_mm *slot = NULL;
+	struct mm_slot *mm_slot;
+	bool free_now = false;
+
+	spin_lock(&ksm_ctx.mm_list_lock);
+	mm_slot = mm_slot_lookup(ksm_mm_table, mm);
+	if (mm_slot)
+		slot = mm_slot_entry(mm_slot, struct ksm_mm, slot);
+	if (slot && slot != ksm_ctx.scan.slot) {
+		if (!READ_ONCE(slot->items)) {
+			hash_del(&slot->slot.hash);
+			list_del(&slot->slot.mm_node);
+			free_now = true;
+		} else {
+			list_move(&slot->slot.mm_node,
+				  &ksm_ctx.scan.slot->slot.mm_node);
+		}
+	}
+	spin_unlock(&ksm_ctx.mm_list_lock);
+
+	if (free_now) {
+		ksm_mm_free(slot);
+		clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
+		clear_bit(MMF_VM_MERGEABLE, &mm->flags);
+		mmdrop(mm);
+	} else if (slot) {
+		mmap_write_lock(mm);
+		mmap_write_unlock(mm);
+	}
+	trace_ksm_exit(mm);
+}
+
+/* Unmerge a VMA's pages and stop merging it. */
+static int ksm_vma_leave(struct vm_area_struct *vma)
+{
+	int err;
+
+	if (!(vma->vm_flags & VM_MERGEABLE))
+		return 0;
+	if (vma->anon_vma) {
+		err = ksm_unmerge_range(vma, vma->vm_start, vma->vm_end, true);
+		if (err)
+			return err;
+	}
+	vm_flags_clear(vma, VM_MERGEABLE);
+	return 0;
+}
+
+static void ksm_vma_join(struct vm_area_struct *vma)
+{
+	if (!(vma->vm_flags & VM_MERGEABLE) && ksm_vma_compatible(vma))
+		vm_flags_set(vma, VM_MERGEABLE);
+}
+
+static void ksm_mm_join_all(struct mm_struct *mm)
+{
+	struct vm_area_struct *vma;
+	VMA_ITERATOR(vmi, mm, 0);
+
+	for_each_vma(vmi, vma)
+		ksm_vma_join(vma);
+}
+
+static int ksm_mm_leave_all(struct mm_struct *mm)
+{
+	struct vm_area_struct *vma;
+	VMA_ITERATOR(vmi, mm, 0);
+	int err;
+
+	for_each_vma(vmi, vma) {
+		err = ksm_vma_leave(vma);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/**
+ * ksm_add_vma() - make a new VMA mergeable if its mm merges everything
+ * @vma: the VMA just created (mmap, brk).
+ *
+ * Context: mmap_lock held for write.
+ */
+void ksm_add_vma(struct vm_area_struct *vma)
+{
+	struct mm_struct *mm = vma->vm_mm;
+
+	if (!test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return;
+	ksm_vma_join(vma);
+	/* ksmd unregisters an mm only once it is exiting; be safe anyway. */
+	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags))
+		__ksm_enter(mm);
+}
+
+/**
+ * ksm_enable_merge_any() - merge every compatible VMA of an mm, present
+ * and future (prctl PR_SET_MEMORY_MERGE, 1)
+ * @mm: the mm.
+ *
+ * Context: mmap_lock held for write.
+ * Return: 0 or -ENOMEM.
+ */
+int ksm_enable_merge_any(struct mm_struct *mm)
+{
+	int err;
+
+	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return 0;
+	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
+		err = __ksm_enter(mm);
+		if (err)
+			return err;
+	}
+	set_bit(MMF_VM_MERGE_ANY, &mm->flags);
+	ksm_mm_join_all(mm);
+	return 0;
+}
+
+/**
+ * ksm_disable_merge_any() - undo ksm_enable_merge_any() (prctl, 0)
+ * @mm: the mm.
+ *
+ * Unmerges every page and clears VM_MERGEABLE everywhere. On failure
+ * everything stays mergeable, as before the call.
+ *
+ * Context: mmap_lock held for write.
+ * Return: 0, -ENOMEM or -ERESTARTSYS.
+ */
+int ksm_disable_merge_any(struct mm_struct *mm)
+{
+	int err;
+
+	if (!test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return 0;
+	err = ksm_mm_leave_all(mm);
+	if (err) {
+		ksm_mm_join_all(mm);
+		return err;
+	}
+	clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
+	return 0;
+}
+
+/**
+ * ksm_disable() - stop all merging in an mm and unmerge its pages
+ * @mm: the mm.
+ *
+ * Context: mmap_lock held for write.
+ * Return: 0 or a negative errno from unmerging.
+ */
+int ksm_disable(struct mm_struct *mm)
+{
+	mmap_assert_write_locked(mm);
+	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags))
+		return 0;
+	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return ksm_disable_merge_any(mm);
+	return ksm_mm_leave_all(mm);
+}
+
+/**
+ * ksm_madvise() - apply MADV_MERGEABLE or MADV_UNMERGEABLE to a VMA range
+ * @vma: the VMA.
+ * @start: start of the range in @vma.
+ * @end: end of the range in @vma.
+ * @advice: MADV_MERGEABLE or MADV_UNMERGEABLE.
+ * @vm_flags: the flags the VMA range will get; updated.
+ *
+ * Incompatible VMAs (shared, I/O, hugetlb, DAX, ...) silently ignore the
+ * advice, as do VMAs already in the requested state.
+ *
+ * Context: mmap_lock held for write.
+ * Return: 0, -ENOMEM, or -ERESTARTSYS when unmerging was interrupted.
+ */
+int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
+		unsigned long end, int advice, unsigned long *vm_flags)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	int err;
+
+	if (advice == MADV_MERGEABLE) {
+		if ((vma->vm_flags & VM_MERGEABLE) || !ksm_vma_compatible(vma))
+			return 0;
+		if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
+			err = __ksm_enter(mm);
+			if (err)
+				return err;
+		}
+		*vm_flags |= VM_MERGEABLE;
+	} else if (advice == MADV_UNMERGEABLE) {
+		if (!(*vm_flags & VM_MERGEABLE))
+			return 0;
+		if (vma->anon_vma) {
+			err = ksm_unmerge_range(vma, start, end, true);
+			if (err)
+				return err;
+		}
+		*vm_flags &= ~VM_MERGEABLE;
+	}
+	return 0;
+}
+EXPORT_SYMBOL_GPL(ksm_madvise);
+
+/**
+ * ksm_mm_cache_init() - create the slab cache for registered mms
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int __init ksm_mm_cache_init(void)
+{
+	ksm_mm_cache = KMEM_CACHE(ksm_mm, 0);
+	return ksm_mm_cache ? 0 : -ENOMEM;
+}

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Kernel Samepage Merging: lifetime of rmap items, the per-page records
+ * ksmd keeps for every mergeable page it has visited.
+ *
+ * An item is created the first time ksmd finds a page at an address and
+ * lives on its mm's address-ordered list until the page disappears, the
+ * VMA stops being mergeable, the mm exits or KSM is unmerged. All of this
+ * happens under ksm_ctx.lock.
+ */
+
+#include <linux/slab.h>
+
+#include "internal.h"
+
+static struct kmem_cache *ksm_rmap_item_cache;
+
+/**
+ * ksm_rmap_item_alloc() - allocate a fresh item for one page
+ * @mm: the page's mm.
+ * @address: page-aligned user address.
+ *
+ * Context: ksm_ctx.lock held.
+ * Return: the item in state KSM_ITEM_NEW, or NULL without memory.
+ */
+struct ksm_rmap_item *ksm_rmap_item_alloc(struct mm_struct *mm,
+					  unsigned long address)
+{
+	struct ksm_rmap_item *item;
+
+	ksm_assert_locked();
+	item = kmem_cache_zalloc(ksm_rmap_item_cache, GFP_KERNEL |
+				 __GFP_NORETRY | __GFP_NOWARN);
+	if (!item)
+		return NULL;
+
+	item->mm = mm;
+	item->address = address;
+	item->state = KSM_ITEM_NEW;
+	ksm_ctx.stats.rmap_items++;
+	mm->ksm_rmap_items++;
+	return item;
+}
+
+/**
+ * ksm_rmap_item_forget() - take an item out of whichever tree holds it
+ * @item: the item.
+ *
+ * Afterwards the item is in state KSM_ITEM_NEW but keeps its last hash,
+ * so a page that did not change can go straight back into a tree.
+ *
+ * Context: ksm_ctx.lock held.
+ */
+void ksm_rmap_item_forget(struct ksm_rmap_item *item)
+{
+	ksm_assert_locked();
+
+	switch (item->state) {
+	case KSM_ITEM_STABLE:
+		ksm_stable_remove_item(item);
+		break;
+	case KSM_ITEM_UNSTABLE:
+		ksm_unstable_remove(item);
+		break;
+	default:
+		break;
+	}
+	item->state = KSM_ITEM_NEW;
+}
+
+/**
+ * ksm_rmap_item_free() - forget an item and free it
+ * @item: an item already unlinked from its mm's list.
+ *
+ * Context: ksm_ctx.lock held.
+ */
+void ksm_rmap_item_free(struct ksm_rmap_item *item)
+{
+	ksm_rmap_item_forget(item);
+	ksm_ctx.stats.rmap_items--;
+	item->mm->ksm_rmap_items--;
+	kmem_cache_free(ksm_rmap_item_cache, item);
+}
+
+/**
+ * ksm_rmap_list_free() - free the tail of an mm's item list
+ * @link: the pointer to the first item to free; set to NULL.
+ *
+ * Context: ksm_ctx.lock held.
+ */
+void ksm_rmap_list_free(struct ksm_rmap_item **link)
+{
+	struct ksm_rmap_item *item = *link;
+
+	*link = NULL;
+	while (item) {
+		struct ksm_rmap_item *next = item->next;
+
+		ksm_rmap_item_free(item);
+		item = next;
+		cond_resched();
+	}
+}
+
+/**
+ * ksm_rmap_item_cache_init() - create the slab cache for items
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int __init ksm_rmap_item_cache_init(void)
+{
+	ksm_rmap_item_cache = KMEM_CACHE(ksm_rmap_item, 0);
+	return ksm_rmap_item_cache ? 0 : -ENOMEM;
+}

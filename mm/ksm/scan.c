@@ -1,0 +1,587 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Kernel Samepage Merging: the scanner.
+ *
+ * ksmd walks the registered mms in list order and, within each, the
+ * mergeable VMAs in address order. One page table walk collects a small
+ * batch of anonymous pages (with a reference each); the mmap_lock is then
+ * dropped and each page is visited: hashed, looked up in the stable tree,
+ * then in the unstable tree, and merged where a twin turns up.
+ *
+ * The cursor (ksm_ctx.scan) moves forward only. When it passes the last mm
+ * a pass is complete: full_scans goes up and the unstable tree is
+ * forgotten. The cursor's ->slot is changed under mm_list_lock, because
+ * __ksm_enter() and __ksm_exit() read it to decide where a slot goes.
+ *
+ * Everything here runs under ksm_ctx.lock.
+ */
+
+#include <linux/mm.h>
+#include <linux/pagewalk.h>
+#include <linux/rmap.h>
+#include <linux/sched/mm.h>
+
+#include "internal.h"
+#include <trace/events/ksm.h>
+
+/* Pages collected by one page table walk. */
+#define KSM_BATCH	32
+
+/**
+ * struct ksm_page_batch - anonymous pages found by one walk
+ * @nr: pages collected.
+ * @max: how many the walk may collect.
+ * @next: address where the walk stopped.
+ * @addr: user address of each page.
+ * @page: each page, with a reference on its folio.
+ */
+struct ksm_page_batch {
+	unsigned int nr;
+	unsigned int max;
+	unsigned long next;
+	unsigned long addr[KSM_BATCH];
+	struct page *page[KSM_BATCH];
+};
+
+/* A page ksmd may look at: anonymous memory in ordinary RAM. */
+static struct folio *ksm_scan_candidate(struct page *page)
+{
+	struct folio *folio;
+
+	if (!page)
+		return NULL;
+	folio = page_folio(page);
+	if (!folio_test_anon(folio) || folio_is_zone_device(folio))
+		return NULL;
+	return folio;
+}
+
+/*
+ * Add @page to the batch. A large folio ends the batch: it may be split
+ * when merged, which needs our reference to be the only extra one.
+ * Returns true when the walk must stop.
+ */
+static bool ksm_batch_add(struct ksm_page_batch *batch, struct page *page,
+			  unsigned long addr)
+{
+	struct folio *folio = page_folio(page);
+
+	if (folio_test_large(folio) && batch->nr) {
+		batch->next = addr;
+		return true;
+	}
+	folio_get(folio);
+	batch->addr[batch->nr] = addr;
+	batch->page[batch->nr++] = page;
+	if (folio_test_large(folio) || batch->nr == batch->max) {
+		batch->next = addr + PAGE_SIZE;
+		return true;
+	}
+	return false;
+}
+
+/* Collect from a PMD-mapped folio; -EAGAIN if it is no longer one. */
+static int ksm_batch_huge_pmd(pmd_t *pmd, unsigned long addr,
+			      struct mm_walk *walk)
+{
+	struct page *page;
+	spinlock_t *ptl;
+	pmd_t pmdval;
+	int ret = -EAGAIN;
+
+	ptl = pmd_lock(walk->mm, pmd);
+	pmdval = pmdp_get(pmd);
+	if (pmd_present(pmdval) && pmd_leaf(pmdval)) {
+		ret = 0;
+		page = vm_normal_page_pmd(walk->vma, addr, pmdval);
+		if (ksm_scan_candidate(page)) {
+			page += (addr & ~PMD_MASK) >> PAGE_SHIFT;
+			ret = ksm_batch_add(walk->private, page, addr);
+		}
+	}
+	spin_unlock(ptl);
+	return ret;
+}
+
+static int ksm_batch_pmd_entry(pmd_t *pmd, unsigned long addr,
+			       unsigned long end, struct mm_walk *walk)
+{
+	struct ksm_page_batch *batch = walk->private;
+	pte_t *start, *ptep;
+	spinlock_t *ptl;
+	int stop = 0;
+
+	if (ksm_mm_exiting(walk->mm))
+		return 1;
+	cond_resched();
+	if (IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) &&
+	    pmd_leaf(pmdp_get_lockless(pmd))) {
+		stop = ksm_batch_huge_pmd(pmd, addr, walk);
+		if (stop != -EAGAIN)
+			return stop;
+		stop = 0;
+	}
+
+	start = pte_offset_map_lock(walk->mm, pmd, addr, &ptl);
+	if (!start)
+		return 0;
+	for (ptep = start; addr < end; ptep++, addr += PAGE_SIZE) {
+		pte_t pte = ptep_get(ptep);
+		struct page *page;
+
+		if (!pte_present(pte))
+			continue;
+		page = vm_normal_page(walk->vma, addr, pte);
+		if (!ksm_scan_candidate(page))
+			continue;
+		stop = ksm_batch_add(batch, page, addr);
+		if (stop)
+			break;
+	}
+	pte_unmap_unlock(start, ptl);
+	return stop;
+}
+
+static const struct mm_walk_ops ksm_batch_ops = {
+	.pmd_entry = ksm_batch_pmd_entry,
+	.walk_lock = PGWALK_RDLOCK,
+};
+
+/*
+ * Collect pages of @mm from the cursor on, within one mergeable VMA.
+ * Moves the cursor past them; sets it to ULONG_MAX when the mm is done.
+ */
+static void ksm_scan_collect_mm(struct mm_struct *mm,
+				struct ksm_page_batch *batch)
+{
+	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
+	struct vm_area_struct *vma;
+	VMA_ITERATOR(vmi, mm, cur->address);
+
+	for_each_vma(vmi, vma) {
+		if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
+			continue;
+		batch->next = vma->vm_end;
+		walk_page_range_vma(vma, max(cur->address, vma->vm_start),
+				    vma->vm_end, &ksm_batch_ops, batch);
+		cur->address = batch->next;
+		if (batch->nr || ksm_mm_exiting(mm))
+			return;
+	}
+	cur->address = ULONG_MAX;
+}
+
+/* The item for @addr, reusing the cursor's next item or making one. */
+static struct ksm_rmap_item *ksm_scan_item_at(struct mm_struct *mm,
+					      unsigned long addr)
+{
+	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
+	struct ksm_rmap_item *item;
+
+	/* Items the cursor skipped over no longer have a page. */
+	while (*cur->link && (*cur->link)->address < addr) {
+		item = *cur->link;
+		*cur->link = item->next;
+		ksm_rmap_item_free(item);
+	}
+	item = *cur->link;
+	if (!item || item->address != addr) {
+		item = ksm_rmap_item_alloc(mm, addr);
+		if (!item)
+			return NULL;
+		item->next = *cur->link;
+		*cur->link = item;
+	}
+	cur->link = &item->next;
+	return item;
+}
+
+static bool ksm_scan_start_pass(void)
+{
+	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
+	struct ksm_mm *first;
+
+	spin_lock(&ksm_ctx.mm_list_lock);
+	first = list_first_entry_or_null(&ksm_ctx.mm_head.slot.mm_node,
+					 struct ksm_mm, slot.mm_node);
+	if (first)
+		cur->slot = first;
+	spin_unlock(&ksm_ctx.mm_list_lock);
+	if (!first)
+		return false;
+
+	cur->address = 0;
+	cur->link = &first->items;
+	ksm_unstable_reset();
+	if (time_after_eq(jiffies, ksm_ctx.last_prune +
+			  msecs_to_jiffies(ksm_ctx.knobs.prune_millisecs))) {
+		ksm_stable_prune();
+		ksm_ctx.last_prune = jiffies;
+	}
+	ksm_advisor_pass_start();
+	trace_ksm_start_scan(cur->full_scans, ksm_ctx.stats.rmap_items);
+	return true;
+}
+
+/* Leave the cursor's mm; reap it if it exited. */
+static void ksm_scan_next_mm(bool count_pass)
+{
+	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
+	struct ksm_mm *slot = cur->slot, *next;
+	struct mm_struct *mm = slot->slot.mm;
+	bool reap;
+
+	spin_lock(&ksm_ctx.mm_list_lock);
+	next = list_next_entry(slot, slot.mm_node);
+	cur->slot = next;
+	reap = ksm_mm_exiting(mm);
+	if (reap) {
+		hash_del(&slot->slot.hash);
+		list_del(&slot->slot.mm_node);
+	}
+	spin_unlock(&ksm_ctx.mm_list_lock);
+
+	cur->address = 0;
+	cur->link = &next->items;
+	if (reap) {
+		ksm_rmap_list_free(&slot->items);
+		ksm_mm_free(slot);
+		clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
+		clear_bit(MMF_VM_MERGEABLE, &mm->flags);
+		mmdrop(mm);
+	}
+	if (next == &ksm_ctx.mm_head && count_pass) {
+		cur->full_scans++;
+		trace_ksm_stop_scan(cur->full_scans, ksm_ctx.stats.rmap_items);
+		ksm_advisor_pass_end();
+	}
+}
+
+/*
+ * Fill @batch with the next pages to visit and give each its item.
+ * Returns the number of pages; 0 when no mm is registered or a pass
+ * just ended.
+ */
+static unsigned int ksm_scan_collect(struct ksm_page_batch *batch,
+				     struct ksm_rmap_item **items)
+{
+	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
+	struct mm_struct *mm;
+	unsigned int i;
+
+	if (cur->slot == &ksm_ctx.mm_head && !ksm_scan_start_pass())
+		return 0;
+
+	while (cur->slot != &ksm_ctx.mm_head) {
+		mm = cur->slot->slot.mm;
+		batch->nr = 0;
+		mmap_read_lock(mm);
+		if (!ksm_mm_exiting(mm))
+			ksm_scan_collect_mm(mm, batch);
+		mmap_read_unlock(mm);
+
+		if (batch->nr) {
+			for (i = 0; i < batch->nr; i++)
+				items[i] = ksm_scan_item_at(mm,
+							    batch->addr[i]);
+			return batch->nr;
+		}
+		/* Whatever is left on the list lies beyond the last page. */
+		ksm_rmap_list_free(cur->link);
+		ksm_scan_next_mm(true);
+	}
+	return 0;
+}
+
+/* Merge @item's @page into the KSM folio @kfolio and record it. */
+static int ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
+			 struct folio *kfolio)
+{
+	struct mm_struct *mm = item->mm;
+	struct vm_area_struct *vma;
+	int err = -EFAULT;
+
+	mmap_read_lock(mm);
+	vma = ksm_find_vma(mm, item->address);
+	if (vma)
+		err = ksm_merge_into(vma, page, &kfolio->page);
+	if (!err) {
+		item->anon_vma = vma->anon_vma;
+		get_anon_vma(item->anon_vma);
+	}
+	mmap_read_unlock(mm);
+	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(page), item, mm,
+				      err);
+	if (err)
+		return err;
+
+	/* Our reference keeps migration away: the node cannot change. */
+	folio_lock(kfolio);
+	ksm_stable_add_item(ksm_folio_node(kfolio), item);
+	folio_unlock(kfolio);
+	return 0;
+}
+
+/* Turn @item's @page into a new KSM page and pin the item's anon_vma. */
+static int ksm_scan_promote(struct ksm_rmap_item *item, struct page *page)
+{
+	struct mm_struct *mm = item->mm;
+	struct vm_area_struct *vma;
+	int err = -EFAULT;
+
+	mmap_read_lock(mm);
+	vma = ksm_find_vma(mm, item->address);
+	if (vma)
+		err = ksm_promote_page(vma, page);
+	if (!err) {
+		item->anon_vma = vma->anon_vma;
+		get_anon_vma(item->anon_vma);
+	}
+	mmap_read_unlock(mm);
+	trace_ksm_merge_one_page(page_to_pfn(page), item, mm, err);
+	return err;
+}
+
+/* Merge @page with its unstable twin @tree_page into a new KSM page. */
+static void ksm_scan_merge_pair(struct ksm_rmap_item *item, struct page *page,
+				struct ksm_rmap_item *tree_item,
+				struct page *tree_page)
+{
+	struct mm_struct *mm = tree_item->mm;
+	struct ksm_stable_node *node;
+	struct folio *kfolio;
+	struct vm_area_struct *vma;
+	int err = -EFAULT;
+
+	if (ksm_scan_promote(item, page))
+		return;
+	kfolio = page_folio(page);	/* promotion may split a large folio */
+
+	ksm_rmap_item_forget(tree_item);
+	mmap_read_lock(mm);
+	vma = ksm_find_vma(mm, tree_item->address);
+	if (vma)
+		err = ksm_merge_into(vma, tree_page, page);
+	if (!err) {
+		tree_item->anon_vma = vma->anon_vma;
+		get_anon_vma(tree_item->anon_vma);
+	}
+	mmap_read_unlock(mm);
+	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(tree_page),
+				      tree_item, mm, err);
+
+	folio_lock(kfolio);
+	node = err ? NULL : ksm_stable_insert(kfolio, item->hash);
+	if (node) {
+		ksm_stable_add_item(node, tree_item);
+		ksm_stable_add_item(node, item);
+	}
+	folio_unlock(kfolio);
+	if (node)
+		return;
+
+	/* Undo: a KSM page nobody tracks must not stay mapped. */
+	put_anon_vma(item->anon_vma);
+	item->anon_vma = NULL;
+	ksm_unmerge_item(item);
+	if (!err) {
+		put_anon_vma(tree_item->anon_vma);
+		tree_item->anon_vma = NULL;
+		ksm_unmerge_item(tree_item);
+	}
+}
+
+/* Try to map the zero page at an all-zero page; 0 when done. */
+static int ksm_scan_merge_zero(struct ksm_rmap_item *item, struct page *page)
+{
+	struct mm_struct *mm = item->mm;
+	struct vm_area_struct *vma;
+	int err = 0;
+
+	mmap_read_lock(mm);
+	vma = ksm_find_vma(mm, item->address);
+	if (vma) {
+		err = ksm_merge_zero_page(vma, page);
+		trace_ksm_merge_one_page(page_to_pfn(ZERO_PAGE(item->address)),
+					 item, mm, err);
+	}
+	mmap_read_unlock(mm);
+	return err;
+}
+
+/* Visits to skip after @age fruitless ones (smart scan). */
+static unsigned int ksm_skip_for_age(unsigned int age)
+{
+	if (age <= 3)
+		return 1;
+	if (age <= 5)
+		return 2;
+	if (age <= 8)
+		return 4;
+	return 8;
+}
+
+/* Smart scan: should this visit be skipped? */
+static bool ksm_scan_skip(struct ksm_rmap_item *item)
+{
+	if (!READ_ONCE(ksm_ctx.knobs.smart_scan) || !item->skip_left)
+		return false;
+	item->skip_left--;
+	ksm_ctx.stats.pages_skipped++;
+	return true;
+}
+
+/* Record a visit that found the page unchanged and without a twin. */
+static void ksm_scan_note_fruitless(struct ksm_rmap_item *item)
+{
+	if (item->skip_age < U8_MAX)
+		item->skip_age++;
+	item->skip_left = ksm_skip_for_age(item->skip_age);
+}
+
+/* True if the page still matches what the item recorded last time. */
+static bool ksm_scan_unchanged(struct ksm_rmap_item *item, u64 hash)
+{
+	bool same = item->hashed && item->hash == hash;
+
+	item->hash = hash;
+	item->hashed = true;
+	if (!same) {
+		item->skip_age = 0;
+		item->skip_left = 0;
+	}
+	return same;
+}
+
+/* Visit one page: find it a twin or file it for later. */
+static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page)
+{
+	struct folio *folio = page_folio(page), *kfolio;
+	struct ksm_rmap_item *tree_item;
+	struct page *tree_page;
+	u64 hash;
+
+	if (item->state == KSM_ITEM_STABLE && folio_test_ksm(folio) &&
+	    ksm_folio_node(folio) == item->stable) {
+		ksm_ctx.stats.pages_scanned++;
+		return;		/* still merged */
+	}
+	ksm_rmap_item_forget(item);
+	if (ksm_scan_skip(item))
+		return;
+	ksm_ctx.stats.pages_scanned++;
+
+	hash = ksm_page_hash(page);
+	kfolio = ksm_stable_lookup(page, hash, page_to_nid(page));
+	if (kfolio) {
+		item->hash = hash;
+		item->hashed = true;
+		ksm_scan_join(item, page, kfolio);
+		folio_put(kfolio);
+		return;		/* on failure, retry next pass */
+	}
+	if (folio_test_ksm(folio))
+		return;		/* a KSM page outside the tree: leave it */
+	if (!ksm_scan_unchanged(item, hash))
+		return;
+
+	if (READ_ONCE(ksm_ctx.knobs.use_zero_pages) &&
+	    hash == ksm_ctx.zero_hash && !ksm_scan_merge_zero(item, page))
+		return;
+
+	tree_item = ksm_unstable_find_or_insert(item, page, &tree_page);
+	if (!tree_item) {
+		ksm_scan_note_fruitless(item);
+		return;
+	}
+	ksm_scan_merge_pair(item, page, tree_item, tree_page);
+	put_page(tree_page);
+}
+
+/**
+ * ksm_scan_batch() - let ksmd visit up to @nr_pages pages
+ * @nr_pages: the budget.
+ *
+ * Context: ksm_ctx.lock held; may sleep.
+ */
+void ksm_scan_batch(unsigned int nr_pages)
+{
+	struct ksm_rmap_item *items[KSM_BATCH];
+	struct ksm_page_batch batch;
+	unsigned int i, nr;
+
+	ksm_assert_locked();
+	while (nr_pages) {
+		batch.max = min_t(unsigned int, nr_pages, KSM_BATCH);
+		nr = ksm_scan_collect(&batch, items);
+		if (!nr)
+			return;
+		for (i = 0; i < nr; i++) {
+			if (items[i])
+				ksm_scan_visit(items[i], batch.page[i]);
+			put_page(batch.page[i]);
+		}
+		nr_pages -= nr;
+		cond_resched();
+	}
+}
+
+/* Break every KSM page of @mm and drop its items. */
+static int ksm_unmerge_mm(struct mm_struct *mm, struct ksm_mm *slot)
+{
+	struct vm_area_struct *vma;
+	VMA_ITERATOR(vmi, mm, 0);
+	int err = 0;
+
+	mmap_read_lock(mm);
+	for_each_vma(vmi, vma) {
+		if (ksm_mm_exiting(mm))
+			break;
+		if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
+			continue;
+		err = ksm_unmerge_range(vma, vma->vm_start, vma->vm_end, false);
+		if (err)
+			break;
+	}
+	ksm_rmap_list_free(&slot->items);
+	mmap_read_unlock(mm);
+	return err;
+}
+
+/**
+ * ksm_unmerge_everything() - break every KSM page and forget all state
+ *
+ * Walks every registered mm with the scan cursor (so that exiting mms are
+ * handed to us, not freed under us), unmerges it and drops its items, then
+ * empties the stable tree and resets full_scans.
+ *
+ * Context: ksm_ctx.lock held; may sleep.
+ * Return: 0, -ENOMEM, or -ERESTARTSYS when a signal interrupted it.
+ */
+int ksm_unmerge_everything(void)
+{
+	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
+	int err = 0;
+
+	ksm_assert_locked();
+	spin_lock(&ksm_ctx.mm_list_lock);
+	cur->slot = list_next_entry(&ksm_ctx.mm_head, slot.mm_node);
+	spin_unlock(&ksm_ctx.mm_list_lock);
+
+	while (cur->slot != &ksm_ctx.mm_head) {
+		err = ksm_unmerge_mm(cur->slot->slot.mm, cur->slot);
+		if (err)
+			break;
+		ksm_scan_next_mm(false);
+	}
+	if (err) {
+		spin_lock(&ksm_ctx.mm_list_lock);
+		cur->slot = &ksm_ctx.mm_head;
+		spin_unlock(&ksm_ctx.mm_list_lock);
+		return err;
+	}
+	ksm_stable_drop_all();
+	ksm_unstable_reset();
+	cur->full_scans = 0;
+	return 0;
+}

@@ -1,0 +1,529 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Kernel Samepage Merging: the stable tree.
+ *
+ * One &struct ksm_stable_key per distinct content, ordered by content hash
+ * and, on the rare equal hash, by the content itself. Each key lists the
+ * KSM pages holding that content (&struct ksm_stable_node); there is more
+ * than one only when every page already has max_page_sharing mappers.
+ *
+ * KSM pages are never written, so a key's hash stays true for its whole
+ * life. A KSM page can be freed behind our back, though (every mapper broke
+ * copy-on-write or unmapped it): its node then no longer matches the
+ * folio's ->mapping and is dropped the next time anyone looks at it, or by
+ * the periodic prune.
+ *
+ * Everything here runs under ksm_ctx.lock. A node's rmap list is also
+ * guarded by its folio lock, for rmap_walk_ksm().
+ */
+
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/rmap.h>
+#include <linux/slab.h>
+
+#include "internal.h"
+#include <trace/events/ksm.h>
+
+static struct kmem_cache *ksm_stable_node_cache;
+static struct kmem_cache *ksm_stable_key_cache;
+
+static struct ksm_stable_key *ksm_key_entry(struct rb_node *node)
+{
+	return rb_entry(node, struct ksm_stable_key, node);
+}
+
+/*
+ * Return @node's folio with a reference, or NULL when the folio has gone
+ * (the node is stale). Migration may be moving the folio meanwhile; it
+ * publishes the new pfn before retiring the old folio's ->mapping.
+ */
+static struct folio *ksm_stable_folio_try(struct ksm_stable_node *node)
+{
+	void *expected = (void *)((unsigned long)node | PAGE_MAPPING_KSM);
+	struct folio *folio;
+	unsigned long kpfn;
+
+again:
+	kpfn = READ_ONCE(node->kpfn);
+	folio = pfn_folio(kpfn);
+	if (READ_ONCE(folio->mapping) != expected)
+		goto check_moved;
+
+	/* A zero refcount with swapcache set may be migration's freeze. */
+	while (!folio_try_get(folio)) {
+		if (!folio_test_swapcache(folio))
+			goto check_moved;
+		cpu_relax();
+	}
+	if (READ_ONCE(folio->mapping) == expected)
+		return folio;
+	folio_put(folio);
+
+check_moved:
+	/* Pairs with smp_wmb() in folio_migrate_ksm(). */
+	smp_rmb();
+	if (READ_ONCE(node->kpfn) != kpfn)
+		goto again;
+	return NULL;
+}
+
+/* Undo what joining @node did to the accounting of one mapper. */
+static void ksm_stable_account_leave(struct ksm_stable_node *node,
+				     struct ksm_rmap_item *item)
+{
+	node->nr_items--;
+	if (node->nr_items)
+		ksm_ctx.stats.pages_sharing--;
+	else
+		ksm_ctx.stats.pages_shared--;
+	item->mm->ksm_merging_pages--;
+	put_anon_vma(item->anon_vma);
+	item->anon_vma = NULL;
+	item->stable = NULL;
+	item->state = KSM_ITEM_NEW;
+}
+
+static void ksm_key_account_copies(struct ksm_stable_key *key, int delta)
+{
+	unsigned int before = key->nr_copies;
+	unsigned int after = before + delta;
+
+	if (before > 1) {
+		ksm_ctx.stats.chains--;
+		ksm_ctx.stats.chain_copies -= before;
+	}
+	if (after > 1) {
+		ksm_ctx.stats.chains++;
+		ksm_ctx.stats.chain_copies += after;
+	}
+	key->nr_copies = after;
+}
+
+static void ksm_key_free_if_empty(struct ksm_stable_key *key)
+{
+	if (key->nr_copies)
+		return;
+	rb_erase(&key->node, &ksm_ctx.stable_roots[key->nid]);
+	kmem_cache_free(ksm_stable_key_cache, key);
+}
+
+/*
+ * Free @node after detaching its mappers. The caller makes sure no folio
+ * points to it any more. The key is left for the caller to free if empty.
+ */
+static void ksm_stable_node_free(struct ksm_stable_node *node)
+{
+	struct ksm_rmap_item *item;
+	struct hlist_node *tmp;
+
+	hlist_for_each_entry_safe(item, tmp, &node->rmap_items, stable_link) {
+		hlist_del(&item->stable_link);
+		ksm_stable_account_leave(node, item);
+	}
+	trace_ksm_remove_ksm_page(node->kpfn);
+	list_del(&node->copy_link);
+	ksm_key_account_copies(node->key, -1);
+	kmem_cache_free(ksm_stable_node_cache, node);
+}
+
+/**
+ * ksm_stable_folio_get() - get the folio of a stable node, dropping it if stale
+ * @node: the node; freed when NULL is returned.
+ * @lock: also lock the folio.
+ *
+ * Context: ksm_ctx.lock held; may sleep when @lock.
+ * Return: the referenced (and, with @lock, locked) folio, or NULL.
+ */
+struct folio *ksm_stable_folio_get(struct ksm_stable_node *node, bool lock)
+{
+	struct ksm_stable_key *key = node->key;
+	struct folio *folio;
+
+	ksm_assert_locked();
+	folio = ksm_stable_folio_try(node);
+	if (folio && lock) {
+		folio_lock(folio);
+		if (ksm_folio_node(folio) != node) {
+			folio_unlock(folio);
+			folio_put(folio);
+			folio = NULL;
+		}
+	}
+	if (!folio) {
+		ksm_stable_node_free(node);
+		ksm_key_free_if_empty(key);
+	}
+	return folio;
+}
+
+/*
+ * Return a referenced folio holding @key's content, dropping stale copies
+ * on the way; NULL when none is left (the key is then empty, not freed).
+ */
+static struct folio *ksm_key_sample(struct ksm_stable_key *key)
+{
+	struct ksm_stable_node *node, *tmp;
+	struct folio *folio;
+
+	list_for_each_entry_safe(node, tmp, &key->copies, copy_link) {
+		folio = ksm_stable_folio_try(node);
+		if (folio)
+			return folio;
+		ksm_stable_node_free(node);
+	}
+	return NULL;
+}
+
+/* Compare @page with @key's content: <0, 0, >0 like memcmp; 1 if no copy. */
+static int ksm_key_compare(struct ksm_stable_key *key, struct page *page)
+{
+	struct folio *folio = ksm_key_sample(key);
+	void *a, *b;
+	int ret;
+
+	if (!folio)
+		return 1;
+	a = kmap_local_page(page);
+	b = kmap_local_folio(folio, 0);
+	ret = memcmp(a, b, PAGE_SIZE);
+	kunmap_local(b);
+	kunmap_local(a);
+	folio_put(folio);
+	return ret;
+}
+
+/*
+ * Find the key holding exactly @page's content. On a miss, *@link and
+ * *@parent tell where a new key goes. Empty keys met on the way are freed
+ * and the search restarts.
+ */
+static struct ksm_stable_key *ksm_key_find(struct rb_root *root,
+					   struct page *page, u64 hash,
+					   struct rb_node ***link,
+					   struct rb_node **parent)
+{
+	struct ksm_stable_key *key;
+	int cmp;
+
+again:
+	*link = &root->rb_node;
+	*parent = NULL;
+	while (**link) {
+		*parent = **link;
+		key = ksm_key_entry(*parent);
+		if (hash != key->hash) {
+			cmp = hash < key->hash ? -1 : 1;
+		} else {
+			cmp = ksm_key_compare(key, page);
+			if (!key->nr_copies) {
+				ksm_key_free_if_empty(key);
+				goto again;
+			}
+		}
+		if (!cmp)
+			return key;
+		*link = cmp < 0 ? &(*parent)->rb_left : &(*parent)->rb_right;
+	}
+	return NULL;
+}
+
+/* A live copy of @key with room for one more mapper, on the right node. */
+static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
+				       struct page *page)
+{
+	unsigned int max = READ_ONCE(ksm_ctx.knobs.max_page_sharing);
+	struct ksm_stable_node *node, *tmp;
+	struct folio *folio;
+
+	list_for_each_entry_safe(node, tmp, &key->copies, copy_link) {
+		folio = ksm_stable_folio_try(node);
+		if (!folio) {
+			ksm_stable_node_free(node);
+			continue;
+		}
+		/* A forked KSM page is already merged with itself. */
+		if (folio == page_folio(page))
+			return folio;
+		if (node->nr_items < max &&
+		    ksm_tree_index(folio_nid(folio)) == key->nid)
+			return folio;
+		folio_put(folio);
+	}
+	return NULL;
+}
+
+/**
+ * ksm_stable_lookup() - find a KSM page identical to a page
+ * @page: the candidate page, referenced by the caller.
+ * @hash: its content hash.
+ * @nid: the NUMA node of @page.
+ *
+ * Context: ksm_ctx.lock held.
+ * Return: a referenced KSM folio with room for another mapper, or NULL.
+ */
+struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid)
+{
+	struct rb_root *root = &ksm_ctx.stable_roots[ksm_tree_index(nid)];
+	struct ksm_stable_key *key;
+	struct rb_node **link, *parent;
+	struct folio *folio;
+
+	ksm_assert_locked();
+	key = ksm_key_find(root, page, hash, &link, &parent);
+	if (!key)
+		return NULL;
+	folio = ksm_key_pick_copy(key, page);
+	ksm_key_free_if_empty(key);
+	return folio;
+}
+
+static struct ksm_stable_key *ksm_key_create(struct rb_root *root, u64 hash,
+					     int nid, struct rb_node **link,
+					     struct rb_node *parent)
+{
+	struct ksm_stable_key *key;
+
+	key = kmem_cache_zalloc(ksm_stable_key_cache, GFP_KERNEL |
+				__GFP_NORETRY | __GFP_NOWARN);
+	if (!key)
+		return NULL;
+	key->hash = hash;
+	key->nid = nid;
+	INIT_LIST_HEAD(&key->copies);
+	rb_link_node(&key->node, parent, link);
+	rb_insert_color(&key->node, root);
+	return key;
+}
+
+/**
+ * ksm_stable_insert() - give a new KSM folio its node in the stable tree
+ * @kfolio: locked folio just turned into a KSM folio with no node yet.
+ * @hash: its content hash.
+ *
+ * Context: ksm_ctx.lock held.
+ * Return: the new node, now referenced by @kfolio->mapping; NULL without
+ * memory.
+ */
+struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash)
+{
+	int nid = ksm_tree_index(folio_nid(kfolio));
+	struct rb_root *root = &ksm_ctx.stable_roots[nid];
+	struct ksm_stable_node *node;
+	struct ksm_stable_key *key;
+	struct rb_node **link, *parent;
+
+	ksm_assert_locked();
+	node = kmem_cache_zalloc(ksm_stable_node_cache, GFP_KERNEL |
+				 __GFP_NORETRY | __GFP_NOWARN);
+	if (!node)
+		return NULL;
+
+	key = ksm_key_find(root, &kfolio->page, hash, &link, &parent);
+	if (!key)
+		key = ksm_key_create(root, hash, nid, link, parent);
+	if (!key) {
+		kmem_cache_free(ksm_stable_node_cache, node);
+		return NULL;
+	}
+
+	INIT_HLIST_HEAD(&node->rmap_items);
+	node->key = key;
+	node->kpfn = folio_pfn(kfolio);
+	list_add_tail(&node->copy_link, &key->copies);
+	ksm_key_account_copies(key, 1);
+	ksm_folio_set_node(kfolio, node);
+	return node;
+}
+
+/**
+ * ksm_stable_add_item() - record one more mapper of a KSM page
+ * @node: the KSM page's node; its folio is locked by the caller.
+ * @item: the mapper's item, state KSM_ITEM_NEW, ->anon_vma pinned.
+ *
+ * Context: ksm_ctx.lock and the KSM folio lock held.
+ */
+void ksm_stable_add_item(struct ksm_stable_node *node,
+			 struct ksm_rmap_item *item)
+{
+	ksm_assert_locked();
+	if (node->nr_items)
+		ksm_ctx.stats.pages_sharing++;
+	else
+		ksm_ctx.stats.pages_shared++;
+	node->nr_items++;
+	hlist_add_head(&item->stable_link, &node->rmap_items);
+	item->stable = node;
+	item->state = KSM_ITEM_STABLE;
+	item->mm->ksm_merging_pages++;
+}
+
+/**
+ * ksm_stable_remove_item() - forget one mapper of a KSM page
+ * @item: an item in state KSM_ITEM_STABLE.
+ *
+ * The node stays while its folio lives, even with no mapper left: a forked
+ * child may still map the page and merge with it later.
+ *
+ * Context: ksm_ctx.lock held; may sleep.
+ */
+void ksm_stable_remove_item(struct ksm_rmap_item *item)
+{
+	struct ksm_stable_node *node = item->stable;
+	struct folio *folio;
+
+	ksm_assert_locked();
+	folio = ksm_stable_folio_get(node, true);
+	if (!folio)
+		return;	/* the stale node took its mappers with it */
+
+	hlist_del(&item->stable_link);
+	trace_ksm_remove_rmap_item(node->kpfn, item, item->mm);
+	folio_unlock(folio);
+	folio_put(folio);
+	ksm_stable_account_leave(node, item);
+}
+
+/*
+ * Detach @node from its folio and free it. Fails with -EBUSY while the
+ * folio is still mapped somewhere. Leaves an empty key to the caller.
+ */
+static int ksm_stable_node_retire(struct ksm_stable_node *node)
+{
+	struct folio *folio = ksm_stable_folio_try(node);
+	int err = 0;
+
+	if (!folio)
+		goto free;
+	folio_lock(folio);
+	if (ksm_folio_node(folio) != node)
+		goto unlock;
+	if (folio_mapped(folio)) {
+		err = -EBUSY;
+		goto unlock;
+	}
+	/* Still KSM (it may sit in the swap cache), but owned by nobody. */
+	ksm_folio_set_node(folio, NULL);
+unlock:
+	folio_unlock(folio);
+	folio_put(folio);
+	if (err)
+		return err;
+free:
+	ksm_stable_node_free(node);
+	return 0;
+}
+
+/*
+ * Apply @fn to every node of every stable tree. @fn may free the node it
+ * is given but must leave the key alone; empty keys are freed here.
+ */
+static void ksm_stable_for_each(void (*fn)(struct ksm_stable_node *, void *),
+				void *arg)
+{
+	struct ksm_stable_node *node, *tmp;
+	struct ksm_stable_key *key;
+	struct rb_node *rb, *next;
+	int i;
+
+	for (i = 0; i < ksm_ctx.nr_trees; i++) {
+		for (rb = rb_first(&ksm_ctx.stable_roots[i]); rb; rb = next) {
+			key = ksm_key_entry(rb);
+			next = rb_next(rb);
+			list_for_each_entry_safe(node, tmp, &key->copies,
+						 copy_link)
+				fn(node, arg);
+			ksm_key_free_if_empty(key);
+			cond_resched();
+		}
+	}
+}
+
+static void ksm_stable_retire_one(struct ksm_stable_node *node, void *busy)
+{
+	if (ksm_stable_node_retire(node))
+		*(bool *)busy = true;
+}
+
+/**
+ * ksm_stable_drop_all() - empty the stable trees
+ *
+ * Context: ksm_ctx.lock held.
+ * Return: 0, or -EBUSY if some KSM page is still mapped (its node stays).
+ */
+int ksm_stable_drop_all(void)
+{
+	bool busy = false;
+
+	ksm_assert_locked();
+	ksm_stable_for_each(ksm_stable_retire_one, &busy);
+	return busy ? -EBUSY : 0;
+}
+
+static void ksm_stable_prune_one(struct ksm_stable_node *node, void *unused)
+{
+	struct folio *folio = ksm_stable_folio_try(node);
+
+	if (folio)
+		folio_put(folio);
+	else
+		ksm_stable_node_free(node);
+}
+
+/**
+ * ksm_stable_prune() - free the nodes of KSM pages that were freed
+ *
+ * Context: ksm_ctx.lock held.
+ */
+void ksm_stable_prune(void)
+{
+	ksm_assert_locked();
+	ksm_stable_for_each(ksm_stable_prune_one, NULL);
+}
+
+struct ksm_pfn_range {
+	unsigned long start;
+	unsigned long end;
+};
+
+static void ksm_stable_drop_in_range(struct ksm_stable_node *node, void *arg)
+{
+	struct ksm_pfn_range *range = arg;
+
+	if (node->kpfn >= range->start && node->kpfn < range->end)
+		ksm_stable_node_free(node);
+}
+
+/**
+ * ksm_stable_drop_pfn_range() - forget KSM pages in memory being offlined
+ * @start_pfn: first pfn of the range.
+ * @end_pfn: first pfn after the range.
+ *
+ * Offlining has already migrated away every page in use; what is left in
+ * the range are nodes of freed folios.
+ *
+ * Context: ksm_ctx.lock held.
+ */
+void ksm_stable_drop_pfn_range(unsigned long start_pfn, unsigned long end_pfn)
+{
+	struct ksm_pfn_range range = { .start = start_pfn, .end = end_pfn };
+
+	ksm_assert_locked();
+	ksm_stable_for_each(ksm_stable_drop_in_range, &range);
+}
+
+/**
+ * ksm_stable_cache_init() - create the slab caches for keys and nodes
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int __init ksm_stable_cache_init(void)
+{
+	ksm_stable_node_cache = KMEM_CACHE(ksm_stable_node, 0);
+	ksm_stable_key_cache = KMEM_CACHE(ksm_stable_key, 0);
+	if (ksm_stable_node_cache && ksm_stable_key_cache)
+		return 0;
+	kmem_cache_destroy(ksm_stable_node_cache);
+	kmem_cache_destroy(ksm_stable_key_cache);
+	return -ENOMEM;
+}
