@@ -111,3 +111,5 @@ void ksm_advisor_pass_end(void)
 	WRITE_ONCE(ksm_ctx.knobs.pages_to_scan, wanted);
 	trace_ksm_advisor(div_u64(ms, MSEC_PER_SEC), wanted, cpu_pct);
 }
+
+#include "tests/advisor-kunit.h"

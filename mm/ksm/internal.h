@@ -66,10 +66,10 @@ struct ksm_stable_node;
  * @address: page-aligned user address.
  * @hash: content hash computed at the last visit.
  * @pass: scan pass that inserted the item in the unstable tree.
+ * @nid: index of the unstable tree the item is in.
  * @state: an &enum ksm_item_state value.
- * @nid: NUMA node index of the tree the item is in.
  * @hashed: @hash holds a value from an earlier visit.
- * @skip_age: consecutive visits that found nothing to merge (smart scan).
+ * @skip_age: fruitless visits in a row, saturating (smart scan).
  * @skip_left: visits still to skip before looking at the page again.
  * @anon_vma: the VMA's anon_vma, pinned while @state is KSM_ITEM_STABLE.
  * @unstable_node: link in the unstable tree (state KSM_ITEM_UNSTABLE).
@@ -85,10 +85,10 @@ struct ksm_rmap_item {
 	unsigned long address;
 	u64 hash;
 	unsigned int pass;
-	u8 state;
-	u8 nid;
-	u8 hashed;
-	u8 skip_age;
+	u16 nid;
+	u8 state:2;
+	u8 hashed:1;
+	u8 skip_age:4;
 	u8 skip_left;
 	struct anon_vma *anon_vma;
 	union {

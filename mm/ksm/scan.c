@@ -409,6 +409,9 @@ static int ksm_scan_merge_zero(struct ksm_rmap_item *item, struct page *page)
 	return err;
 }
 
+/* Saturation value of ksm_rmap_item.skip_age (a 4-bit field). */
+#define KSM_SKIP_AGE_MAX	15
+
 /* Visits to skip after @age fruitless ones (smart scan). */
 static unsigned int ksm_skip_for_age(unsigned int age)
 {
@@ -434,7 +437,7 @@ static bool ksm_scan_skip(struct ksm_rmap_item *item)
 /* Record a visit that found the page unchanged and without a twin. */
 static void ksm_scan_note_fruitless(struct ksm_rmap_item *item)
 {
-	if (item->skip_age < U8_MAX)
+	if (item->skip_age < KSM_SKIP_AGE_MAX)
 		item->skip_age++;
 	item->skip_left = ksm_skip_for_age(item->skip_age);
 }
@@ -585,3 +588,5 @@ int ksm_unmerge_everything(void)
 	cur->full_scans = 0;
 	return 0;
 }
+
+#include "tests/scan-kunit.h"

@@ -527,3 +527,5 @@ int __init ksm_stable_cache_init(void)
 	kmem_cache_destroy(ksm_stable_key_cache);
 	return -ENOMEM;
 }
+
+#include "tests/stable_tree-kunit.h"

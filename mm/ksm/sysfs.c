@@ -351,3 +351,5 @@ static int __init ksm_sysfs_init(void)
 	return err;
 }
 subsys_initcall_sync(ksm_sysfs_init);
+
+#include "tests/sysfs-kunit.h"

@@ -158,3 +158,5 @@ struct ksm_rmap_item *ksm_unstable_find_or_insert(struct ksm_rmap_item *item,
 	ksm_unstable_insert(root, item, nid);
 	return NULL;
 }
+
+#include "tests/unstable_tree-kunit.h"
