@@ -3,8 +3,9 @@
 /*
  * What KSM merges, and exactly how that shows up in the global counters
  * (/sys/kernel/mm/ksm), the per-process ones (/proc/<pid>/ksm_stat,
- * ksm_merging_pages, smaps "KSM:"), the page tables (/proc/self/pagemap,
- * /proc/kpageflags) and /proc/vmstat cow_ksm, for Linux 6.12 semantics.
+ * ksm_merging_pages, smaps "KSM:"), the page tables (/proc/<pid>/pagemap:
+ * frame numbers and the mapped-once bit) and /proc/vmstat cow_ksm, for
+ * Linux 6.12 semantics.
  *
  * Every test starts from a stopped KSM with everything unmerged (run=2,
  * which also resets full_scans and puts the scan cursor at the list head),
@@ -129,18 +130,16 @@ static uint64_t pfn_at(struct __test_metadata *_metadata, pid_t pid, void *addr)
 	return pfn;
 }
 
-/* 1/0 for KPF_KSM, or -1 when /proc/kpageflags is not available. */
-static int ksm_flag(struct __test_metadata *_metadata, void *addr)
+/* 1: mapped once, 0: mapped several times (pagemap "exclusive" bit). */
+static int exclusive(struct __test_metadata *_metadata, void *addr)
 {
-	int r = ksm_page_flag_ksm(addr);
+	int r = ksm_page_exclusive(addr);
 
-	if (r == -ENOENT && access("/proc/kpageflags", R_OK))
-		return -1;
-	ASSERT_LE(0, r) TH_LOG("kpageflags of %p: %s", addr, strerror(-r));
+	ASSERT_LE(0, r) TH_LOG("pagemap of %p: %s", addr, strerror(-r));
 	return r;
 }
 
-/* All @n pages map one and the same KSM page; returns its pfn. */
+/* All @n pages map one and the same (shared) page frame; returns it. */
 static uint64_t expect_one_ksm_page(struct __test_metadata *_metadata,
 				    char *p, size_t n, size_t stride)
 {
@@ -152,13 +151,13 @@ static uint64_t expect_one_ksm_page(struct __test_metadata *_metadata,
 
 		EXPECT_EQ(first, pfn_at(_metadata, 0, page))
 			TH_LOG("page %zu not mapped to the shared KSM page", i);
-		EXPECT_NE(0, ksm_flag(_metadata, page))
-			TH_LOG("page %zu lacks KPF_KSM", i);
+		EXPECT_EQ(0, exclusive(_metadata, page))
+			TH_LOG("page %zu mapped only once", i);
 	}
 	return first;
 }
 
-/* All @n pages have a frame of their own, none of which is a KSM page. */
+/* All @n pages have a frame of their own, mapped only here. */
 static void expect_private_pages(struct __test_metadata *_metadata,
 				 char *p, size_t n)
 {
@@ -168,8 +167,8 @@ static void expect_private_pages(struct __test_metadata *_metadata,
 	ASSERT_GE((size_t)MAX_PAGES, n);
 	for (i = 0; i < n; i++) {
 		pfns[i] = pfn_at(_metadata, 0, p + i * ps);
-		EXPECT_NE(1, ksm_flag(_metadata, p + i * ps))
-			TH_LOG("page %zu still a KSM page", i);
+		EXPECT_EQ(1, exclusive(_metadata, p + i * ps))
+			TH_LOG("page %zu mapped more than once", i);
 		for (j = 0; j < i; j++)
 			EXPECT_NE(pfns[j], pfns[i])
 				TH_LOG("pages %zu and %zu share a frame", j, i);
@@ -501,7 +500,7 @@ TEST_F_TIMEOUT(ksm_merge, cow_breaks_one_page, 600)
 	v[100] = (char)(old ^ 0x5a);
 
 	EXPECT_NE(kpfn, pfn_at(_metadata, 0, v));
-	EXPECT_NE(1, ksm_flag(_metadata, v));
+	EXPECT_EQ(1, exclusive(_metadata, v));
 	for (i = 0; i < n; i++)
 		if (i != victim)
 			EXPECT_EQ(kpfn, pfn_at(_metadata, 0, p + i * self->ps));
@@ -519,6 +518,51 @@ TEST_F_TIMEOUT(ksm_merge, cow_breaks_one_page, 600)
 	expect_profits(_metadata, &st);
 	ASSERT_EQ(0, ksm_vmstat("cow_ksm", &cow_before));
 	EXPECT_EQ(cow_after, cow_before) TH_LOG("cow_ksm moved without writes");
+
+	/* Restoring the old content lets the page merge back. */
+	v[100] = (char)old;
+	RUN_PASSES(3);
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", n - 1);
+	EXPECT_KSM("pages_unshared", 0);
+	EXPECT_EQ((long)n, ksm_read_merging_pages(0));
+	expect_one_ksm_page(_metadata, p, n, self->ps);
+	EXPECT_EQ(kpfn, pfn_at(_metadata, 0, v));
+	expect_content(_metadata, p, n, seed);
+}
+
+/*
+ * MADV_UNMERGEABLE on part of an area splits it: only the advised pages
+ * get private copies, the rest stay on the KSM page.
+ */
+TEST_F_TIMEOUT(ksm_merge, partial_unmerge, 600)
+{
+	const size_t n = 16, cut = 4;
+	uint64_t seed = ksm_unique_seed(), kpfn;
+	char *p;
+
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	fill_same(p, n, seed);
+	mergeable(_metadata, p, n * self->ps);
+	RUN_PASSES(2);
+	kpfn = expect_one_ksm_page(_metadata, p, n, self->ps);
+
+	ASSERT_EQ(0, madvise(p, cut * self->ps, MADV_UNMERGEABLE));
+	EXPECT_EQ(0, ksm_vma_mergeable(0, p));
+	EXPECT_EQ(1, ksm_vma_mergeable(0, p + cut * self->ps));
+	EXPECT_EQ(0L, ksm_smaps_ksm_kb(0, p));
+	EXPECT_EQ((long)((n - cut) * self->ps / 1024),
+		  ksm_smaps_ksm_kb(0, p + cut * self->ps));
+	expect_private_pages(_metadata, p, cut);
+	EXPECT_EQ(kpfn, expect_one_ksm_page(_metadata, p + cut * self->ps,
+					    n - cut, self->ps));
+
+	RUN_PASSES(3);
+	EXPECT_KSM("pages_shared", 1);
+	EXPECT_KSM("pages_sharing", n - cut - 1);
+	EXPECT_EQ((long)(n - cut), ksm_read_merging_pages(0));
+	EXPECT_EQ((long)(n - cut), proc_stat(_metadata, 0).rmap_items);
+	expect_content(_metadata, p, n, seed);
 }
 
 /*
@@ -684,6 +728,55 @@ TEST_F_TIMEOUT(ksm_merge, use_zero_pages, 600)
 	EXPECT_EQ(0L, proc_stat(_metadata, 0).zero_pages);
 }
 
+/*
+ * A forked child inherits the KSM-placed zero pages: its ksm_stat starts
+ * with the parent's ksm_zero_pages (unlike rmap_items / merging_pages,
+ * which start at 0) and the global count includes both until it exits.
+ */
+TEST_F_TIMEOUT(ksm_merge, zero_pages_across_fork, 600)
+{
+	const size_t n = 8;
+	int status;
+	char *p;
+
+	ASSERT_EQ(0, ksm_write("use_zero_pages", "1"));
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	memset(p, 0, n * self->ps);
+	mergeable(_metadata, p, n * self->ps);
+	RUN_PASSES(2);
+	EXPECT_KSM("ksm_zero_pages", n);
+
+	/* ksmd is stopped: the child's counters can only come from fork. */
+	self->child = fork();
+	ASSERT_LE(0, self->child);
+	if (!self->child) {
+		struct ksm_proc_stat st;
+
+		if (ksm_read_proc_stat(0, &st))
+			_exit(1);
+		if (st.zero_pages != (long)n || st.rmap_items || st.merging_pages)
+			_exit(2);
+		if (ksm_get("ksm_zero_pages") != 2 * n)
+			_exit(3);
+		/* CoW in the child only drops the child's share. */
+		p[0] = 1;
+		if (ksm_read_proc_stat(0, &st) || st.zero_pages != (long)n - 1)
+			_exit(4);
+		if (ksm_get("ksm_zero_pages") != 2 * n - 1)
+			_exit(5);
+		_exit(0);
+	}
+	ASSERT_EQ(self->child, waitpid(self->child, &status, 0));
+	self->child = 0;
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("child check %d failed",
+						  WEXITSTATUS(status));
+	/* The child's exit unmapped its remaining zero pages. */
+	EXPECT_KSM("ksm_zero_pages", n);
+	EXPECT_EQ((long)n, proc_stat(_metadata, 0).zero_pages);
+	EXPECT_TRUE(ksm_page_is_zero(p));
+}
+
 /* use_zero_pages=0: zero-filled pages merge like any other content. */
 TEST_F_TIMEOUT(ksm_merge, zero_filled_pages_default, 600)
 {
@@ -800,8 +893,9 @@ TEST_F(ksm_merge, madvise_ranges)
 TEST_F_TIMEOUT(ksm_merge, private_file_mapping, 600)
 {
 	const size_t n = 8, cowed = 4;
-	uint64_t seed = ksm_unique_seed();
+	uint64_t seed = ksm_unique_seed(), kpfn;
 	struct ksm_proc_stat st;
+	unsigned long anon_kb = 0;
 	char *buf, *p;
 	size_t i;
 	int fd;
@@ -826,8 +920,13 @@ TEST_F_TIMEOUT(ksm_merge, private_file_mapping, 600)
 	/* Read-fault everything; rewrite a byte of the first pages (CoW). */
 	for (i = 0; i < n; i++)
 		ASSERT_TRUE(ksm_page_matches(p + i * self->ps, seed));
-	for (i = 0; i < cowed; i++)
-		p[i * self->ps] = *(volatile char *)(p + i * self->ps);
+	for (i = 0; i < cowed; i++) {
+		volatile char *c = p + i * self->ps;
+
+		*c = *c;
+	}
+	ASSERT_EQ(0, ksm_smaps_lookup(0, p, "Anonymous", &anon_kb, NULL, NULL));
+	ASSERT_EQ(cowed * self->ps / 1024, anon_kb) TH_LOG("CoW did not happen");
 	mergeable(_metadata, p, n * self->ps);
 	RUN_PASSES(2);
 
@@ -838,9 +937,9 @@ TEST_F_TIMEOUT(ksm_merge, private_file_mapping, 600)
 	EXPECT_EQ((long)cowed, st.rmap_items);
 	EXPECT_EQ((long)cowed, st.merging_pages);
 	EXPECT_EQ((long)(cowed * self->ps / 1024), ksm_smaps_ksm_kb(0, p));
-	expect_one_ksm_page(_metadata, p, cowed, self->ps);
+	kpfn = expect_one_ksm_page(_metadata, p, cowed, self->ps);
 	for (i = cowed; i < n; i++)
-		EXPECT_NE(1, ksm_flag(_metadata, p + i * self->ps));
+		EXPECT_NE(kpfn, pfn_at(_metadata, 0, p + i * self->ps));
 	expect_content(_metadata, p, n, seed);
 }
 
@@ -872,7 +971,7 @@ TEST_F_TIMEOUT(ksm_merge, max_page_sharing_chain, 600)
 	/* Two frames, each mapped exactly twice. */
 	for (i = 0; i < n; i++) {
 		pfns[i] = pfn_at(_metadata, 0, p + i * self->ps);
-		EXPECT_NE(0, ksm_flag(_metadata, p + i * self->ps));
+		EXPECT_EQ(0, exclusive(_metadata, p + i * self->ps));
 	}
 	for (i = 0; i < n; i++) {
 		for (same = 0, j = 0; j < n; j++)

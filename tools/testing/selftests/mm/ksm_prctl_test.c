@@ -10,7 +10,8 @@
  * With merge-any on, every anonymous area of the process is a candidate
  * (stack, heap, ...), so global counters are only checked where the test
  * controls every mergeable area; otherwise the checks are per region:
- * page frames (pagemap), KPF_KSM, smaps "KSM:" and VmFlags "mg".
+ * page frames and the mapped-once bit (pagemap), smaps "KSM:" and VmFlags
+ * "mg".
  */
 /*
  * The 6.12 kselftest harness itself trips these with -Wextra (unused
@@ -198,18 +199,16 @@ static void expect_all_on(struct __test_metadata *_metadata, uint64_t kpfn,
 			  char *p, size_t n)
 {
 	size_t i;
-	int f;
 
 	for (i = 0; i < n; i++) {
 		EXPECT_EQ(kpfn, pfn_at(_metadata, p + i * ksm_page_size()))
 			TH_LOG("page %zu of %p not merged", i, p);
-		f = ksm_page_flag_ksm(p + i * ksm_page_size());
-		if (f >= 0)
-			EXPECT_EQ(1, f) TH_LOG("page %zu of %p lacks KPF_KSM", i, p);
+		EXPECT_EQ(0, ksm_page_exclusive(p + i * ksm_page_size()))
+			TH_LOG("page %zu of %p mapped only once", i, p);
 	}
 }
 
-/* Every page has a private frame, none of which is a KSM page. */
+/* Every page has a private frame, mapped only here. */
 static void expect_unmerged(struct __test_metadata *_metadata, char *p, size_t n)
 {
 	uint64_t prev[64];
@@ -218,7 +217,7 @@ static void expect_unmerged(struct __test_metadata *_metadata, char *p, size_t n
 	ASSERT_GE((size_t)64, n);
 	for (i = 0; i < n; i++) {
 		prev[i] = pfn_at(_metadata, p + i * ksm_page_size());
-		EXPECT_NE(1, ksm_page_flag_ksm(p + i * ksm_page_size()));
+		EXPECT_EQ(1, ksm_page_exclusive(p + i * ksm_page_size()));
 		for (j = 0; j < i; j++)
 			EXPECT_NE(prev[j], prev[i]);
 	}

@@ -42,8 +42,8 @@
 #endif
 
 #define KSM_DIR			"/sys/kernel/mm/ksm"
-#define KSM_KPF_KSM		21	/* include/uapi/linux/kernel-page-flags.h */
 #define KSM_PM_PRESENT		(1ULL << 63)
+#define KSM_PM_MMAP_EXCLUSIVE	(1ULL << 56)
 #define KSM_PM_PFN_MASK		((1ULL << 55) - 1)
 
 /* Generous bound for one "wait for N full scans": TCG + KASAN is slow. */
@@ -509,12 +509,11 @@ static inline bool ksm_page_is_zero(const void *page)
 /* /proc helpers                                                      */
 /* ------------------------------------------------------------------ */
 
-/* Physical frame mapped at @addr in @pid (0: self); needs CAP_SYS_ADMIN. */
-static inline int ksm_pfn_of(pid_t pid, const void *addr, uint64_t *pfn)
+/* Raw /proc/<pid>/pagemap entry (pid 0: self) of the page at @addr. */
+static inline int ksm_pagemap_of(pid_t pid, const void *addr, uint64_t *ent)
 {
 	char path[64];
-	uint64_t ent;
-	off_t off = (off_t)((uintptr_t)addr / ksm_page_size()) * sizeof(ent);
+	off_t off = (off_t)((uintptr_t)addr / ksm_page_size()) * sizeof(*ent);
 	int fd, err = 0;
 
 	if (pid)
@@ -524,9 +523,19 @@ static inline int ksm_pfn_of(pid_t pid, const void *addr, uint64_t *pfn)
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return -errno;
-	if (pread(fd, &ent, sizeof(ent), off) != sizeof(ent))
+	if (pread(fd, ent, sizeof(*ent), off) != sizeof(*ent))
 		err = -EIO;
 	close(fd);
+	return err;
+}
+
+/* Physical frame mapped at @addr in @pid (0: self); needs CAP_SYS_ADMIN. */
+static inline int ksm_pfn_of(pid_t pid, const void *addr, uint64_t *pfn)
+{
+	uint64_t ent = 0;
+	int err;
+
+	err = ksm_pagemap_of(pid, addr, &ent);
 	if (err)
 		return err;
 	if (!(ent & KSM_PM_PRESENT))
@@ -542,25 +551,23 @@ static inline int ksm_pfn(const void *addr, uint64_t *pfn)
 	return ksm_pfn_of(0, addr, pfn);
 }
 
-/* 1 if the page at @addr has KPF_KSM, 0 if not, -errno if unknown. */
-static inline int ksm_page_flag_ksm(const void *addr)
+/*
+ * 1 if the page at @addr is mapped exactly once (pagemap bit 56), 0 if it
+ * is mapped more than once (as a KSM page shared by several addresses
+ * is), -errno on error.  (/proc/kpageflags KPF_KSM cannot be used: 6.12
+ * sets it on every anonymous page.)
+ */
+static inline int ksm_page_exclusive(const void *addr)
 {
-	uint64_t pfn = 0, flags = 0;
-	int fd, err;
+	uint64_t ent = 0;
+	int err;
 
-	err = ksm_pfn(addr, &pfn);
+	err = ksm_pagemap_of(0, addr, &ent);
 	if (err)
 		return err;
-	fd = open("/proc/kpageflags", O_RDONLY);
-	if (fd < 0)
-		return -errno;
-	if (pread(fd, &flags, sizeof(flags), (off_t)(pfn * sizeof(flags))) !=
-	    sizeof(flags))
-		err = -EIO;
-	close(fd);
-	if (err)
-		return err;
-	return !!(flags & (1ULL << KSM_KPF_KSM));
+	if (!(ent & KSM_PM_PRESENT))
+		return -ENOENT;
+	return !!(ent & KSM_PM_MMAP_EXCLUSIVE);
 }
 
 struct ksm_proc_stat {
