@@ -16,9 +16,10 @@
  *    first, so a lookup compares whole pages only on a hash hit; if the
  *    page equals a KSM page with room for another mapper, its PTE is
  *    pointed at that KSM page and the private page is freed;
- * 3. otherwise, if the hash equals the one from the page's previous visit
- *    (the page is not being written to), looks it up in the *unstable
- *    tree*: pages seen during this pass, again keyed by hash. A match whose
+ * 3. otherwise, unless the page changed since its previous visit (it is
+ *    being written to), looks it up in the *unstable tree*: pages seen
+ *    during this pass, again keyed by hash. A page seen for the first
+ *    time goes straight in: it needs no second visit to merge. A match whose
  *    content really is identical is merged with it: one of the two pages
  *    becomes a write-protected KSM page, both PTEs map it, and its content
  *    moves to the stable tree. Without a match the page joins the unstable

@@ -20,12 +20,20 @@
 #include <linux/pagewalk.h>
 #include <linux/rmap.h>
 #include <linux/sched/mm.h>
+#include <linux/swap.h>
 
 #include "internal.h"
 #include <trace/events/ksm.h>
 
-/* Pages collected by one page table walk. */
-#define KSM_BATCH	32
+/*
+ * Pages collected by one page table walk. A collected page is only a
+ * snapshot: by the time it is visited, its PTE may already map a private
+ * copy made by a write fault, and a "still merged" verdict from a stale
+ * snapshot can outlive the pass that was meant to notice the write. One
+ * page per walk keeps every visit right next to its walk, as user space
+ * expects when it waits for a full scan after writing.
+ */
+#define KSM_BATCH	1
 
 /**
  * struct ksm_page_batch - anonymous pages found by one walk
@@ -212,6 +220,12 @@ static bool ksm_scan_start_pass(void)
 
 	cur->address = 0;
 	cur->link = &first->items;
+	/*
+	 * Freshly faulted pages can sit in per-CPU LRU batches for a long
+	 * time; the reference those hold would make every merge of them
+	 * fail the pin check.
+	 */
+	lru_add_drain_all();
 	ksm_unstable_reset();
 	if (time_after_eq(jiffies, ksm_ctx.last_prune +
 			  msecs_to_jiffies(ksm_ctx.knobs.prune_millisecs))) {
@@ -342,53 +356,83 @@ static int ksm_scan_promote(struct ksm_rmap_item *item, struct page *page)
 	return err;
 }
 
-/* Merge @page with its unstable twin @tree_page into a new KSM page. */
-static void ksm_scan_merge_pair(struct ksm_rmap_item *item, struct page *page,
-				struct ksm_rmap_item *tree_item,
-				struct page *tree_page)
+/* Undo a promotion nobody else joined: the lone KSM page must go. */
+static void ksm_scan_unpromote(struct ksm_rmap_item *item)
+{
+	put_anon_vma(item->anon_vma);
+	item->anon_vma = NULL;
+	ksm_unmerge_item(item);
+}
+
+/* Map @kpage at @tree_item's address in place of @tree_page. */
+static int ksm_scan_merge_tree_page(struct ksm_rmap_item *tree_item,
+				    struct page *tree_page, struct page *kpage)
 {
 	struct mm_struct *mm = tree_item->mm;
-	struct ksm_stable_node *node;
-	struct folio *kfolio;
 	struct vm_area_struct *vma;
 	int err = -EFAULT;
 
-	if (ksm_scan_promote(item, page))
-		return;
-	kfolio = page_folio(page);	/* promotion may split a large folio */
-
-	ksm_rmap_item_forget(tree_item);
 	mmap_read_lock(mm);
 	vma = ksm_find_vma(mm, tree_item->address);
 	if (vma)
-		err = ksm_merge_into(vma, tree_page, page);
+		err = ksm_merge_into(vma, tree_page, kpage);
 	if (!err) {
 		tree_item->anon_vma = vma->anon_vma;
 		get_anon_vma(tree_item->anon_vma);
 	}
 	mmap_read_unlock(mm);
-	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(tree_page),
-				      tree_item, mm, err);
+	trace_ksm_merge_with_ksm_page(page_folio(kpage),
+				      page_to_pfn(tree_page), tree_item, mm,
+				      err);
+	return err;
+}
 
+/*
+ * Merge @page with its unstable twin into a new KSM page. Consumes the
+ * reference on @tree_page.
+ */
+static void ksm_scan_merge_pair(struct ksm_rmap_item *item, struct page *page,
+				struct ksm_rmap_item *tree_item,
+				struct page *tree_page)
+{
+	struct ksm_stable_node *node = NULL;
+	struct folio *kfolio;
+	int err;
+
+	/* Two references on one large folio would keep it from splitting. */
+	if (folio_test_large(page_folio(page)) &&
+	    page_folio(tree_page) == page_folio(page)) {
+		put_page(tree_page);
+		tree_page = NULL;
+	}
+	if (ksm_scan_promote(item, page))
+		goto out;
+	if (!tree_page)
+		tree_page = ksm_item_page(tree_item);
+	if (!tree_page) {
+		ksm_scan_unpromote(item);
+		return;
+	}
+
+	ksm_rmap_item_forget(tree_item);
+	err = ksm_scan_merge_tree_page(tree_item, tree_page, page);
+	kfolio = page_folio(page);
 	folio_lock(kfolio);
-	node = err ? NULL : ksm_stable_insert(kfolio, item->hash);
+	if (!err)
+		node = ksm_stable_insert(kfolio, item->hash);
 	if (node) {
 		ksm_stable_add_item(node, tree_item);
 		ksm_stable_add_item(node, item);
 	}
 	folio_unlock(kfolio);
-	if (node)
-		return;
-
-	/* Undo: a KSM page nobody tracks must not stay mapped. */
-	put_anon_vma(item->anon_vma);
-	item->anon_vma = NULL;
-	ksm_unmerge_item(item);
-	if (!err) {
-		put_anon_vma(tree_item->anon_vma);
-		tree_item->anon_vma = NULL;
-		ksm_unmerge_item(tree_item);
+	if (!node) {
+		ksm_scan_unpromote(item);
+		if (!err)
+			ksm_scan_unpromote(tree_item);
 	}
+out:
+	if (tree_page)
+		put_page(tree_page);
 }
 
 /* Try to map the zero page at an all-zero page; 0 when done. */
@@ -442,18 +486,24 @@ static void ksm_scan_note_fruitless(struct ksm_rmap_item *item)
 	item->skip_left = ksm_skip_for_age(item->skip_age);
 }
 
-/* True if the page still matches what the item recorded last time. */
-static bool ksm_scan_unchanged(struct ksm_rmap_item *item, u64 hash)
+/*
+ * Is the page settled enough to merge? A page seen for the first time is:
+ * the unstable tree is keyed by hash, so a page that changes after going
+ * in costs at most one failed compare and cannot corrupt the tree. A page
+ * whose content changed since the previous visit is not; its skip state
+ * restarts.
+ */
+static bool ksm_scan_settled(struct ksm_rmap_item *item, u64 hash)
 {
-	bool same = item->hashed && item->hash == hash;
+	bool changed = item->hashed && item->hash != hash;
 
 	item->hash = hash;
 	item->hashed = true;
-	if (!same) {
+	if (changed) {
 		item->skip_age = 0;
 		item->skip_left = 0;
 	}
-	return same;
+	return !changed;
 }
 
 /* Visit one page: find it a twin or file it for later. */
@@ -485,7 +535,7 @@ static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page)
 	}
 	if (folio_test_ksm(folio))
 		return;		/* a KSM page outside the tree: leave it */
-	if (!ksm_scan_unchanged(item, hash))
+	if (!ksm_scan_settled(item, hash))
 		return;
 
 	if (READ_ONCE(ksm_ctx.knobs.use_zero_pages) &&
@@ -498,7 +548,6 @@ static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page)
 		return;
 	}
 	ksm_scan_merge_pair(item, page, tree_item, tree_page);
-	put_page(tree_page);
 }
 
 /**

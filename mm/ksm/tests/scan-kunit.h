@@ -9,17 +9,18 @@
 
 #include <kunit/test.h>
 
-/* A page is "unchanged" only when a previous visit saw the same hash. */
-static void ksm_scan_test_unchanged(struct kunit *test)
+/* New and unchanged pages are settled; a page that changed is not. */
+static void ksm_scan_test_settled(struct kunit *test)
 {
 	struct ksm_rmap_item item = {};
 
-	KUNIT_EXPECT_FALSE(test, ksm_scan_unchanged(&item, 42));
+	KUNIT_EXPECT_TRUE(test, ksm_scan_settled(&item, 42));
 	KUNIT_EXPECT_TRUE(test, item.hashed);
 	KUNIT_EXPECT_EQ(test, item.hash, 42ULL);
-	KUNIT_EXPECT_TRUE(test, ksm_scan_unchanged(&item, 42));
-	KUNIT_EXPECT_FALSE(test, ksm_scan_unchanged(&item, 43));
-	KUNIT_EXPECT_TRUE(test, ksm_scan_unchanged(&item, 43));
+	KUNIT_EXPECT_TRUE(test, ksm_scan_settled(&item, 42));
+	KUNIT_EXPECT_FALSE(test, ksm_scan_settled(&item, 43));
+	KUNIT_EXPECT_EQ(test, item.hash, 43ULL);
+	KUNIT_EXPECT_TRUE(test, ksm_scan_settled(&item, 43));
 }
 
 /* Skips grow with fruitless visits and saturate; a change resets them. */
@@ -41,7 +42,7 @@ static void ksm_scan_test_skip_growth(struct kunit *test)
 
 	item.hashed = true;
 	item.hash = 1;
-	KUNIT_EXPECT_FALSE(test, ksm_scan_unchanged(&item, 2));
+	KUNIT_EXPECT_FALSE(test, ksm_scan_settled(&item, 2));
 	KUNIT_EXPECT_EQ(test, (unsigned int)item.skip_age, 0U);
 	KUNIT_EXPECT_EQ(test, (unsigned int)item.skip_left, 0U);
 }
@@ -68,7 +69,7 @@ static void ksm_scan_test_skip(struct kunit *test)
 }
 
 static struct kunit_case ksm_scan_cases[] = {
-	KUNIT_CASE(ksm_scan_test_unchanged),
+	KUNIT_CASE(ksm_scan_test_settled),
 	KUNIT_CASE(ksm_scan_test_skip_growth),
 	KUNIT_CASE(ksm_scan_test_skip),
 	{}
