@@ -36,7 +36,10 @@ void __ksm_exit(struct mm_struct *mm);
  * count of them are kept; every path that zaps such a PTE must call
  * ksm_might_unmap_zero_page().
  */
-#define is_ksm_zero_pte(pte)	(is_zero_pfn(pte_pfn(pte)) && pte_dirty(pte))
+static inline bool is_ksm_zero_pte(pte_t pte)
+{
+	return is_zero_pfn(pte_pfn(pte)) && pte_dirty(pte);
+}
 
 extern atomic_long_t ksm_zero_pages;
 

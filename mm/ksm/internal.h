@@ -228,8 +228,8 @@ struct ksm_stats {
  * @thread: the ksmd task.
  */
 struct ksm_context {
-	struct mutex lock;
-	spinlock_t mm_list_lock;
+	struct mutex lock;		/* the engine lock, see "Locking" */
+	spinlock_t mm_list_lock;	/* registered mm list and hash */
 	struct ksm_mm mm_head;
 	struct ksm_scan_cursor scan;
 	struct ksm_knobs knobs;

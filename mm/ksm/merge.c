@@ -184,7 +184,7 @@ static int ksm_replace_pte(struct vm_area_struct *vma, struct page *page,
 	struct folio *folio = page_folio(page);
 	struct mmu_notifier_range range;
 	unsigned long addr;
-	spinlock_t *ptl;
+	spinlock_t *ptl;	/* page table lock */
 	pmd_t *pmd, pmdval;
 	pte_t *ptep;
 	int err = -EFAULT;
@@ -346,7 +346,7 @@ static int ksm_find_merged_pmd(pmd_t *pmd, unsigned long addr,
 			       unsigned long end, struct mm_walk *walk)
 {
 	struct ksm_find_merged *found = walk->private;
-	spinlock_t *ptl;
+	spinlock_t *ptl;	/* page table lock */
 	pte_t *start, *ptep;
 	int ret = 0;
 

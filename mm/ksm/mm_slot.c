@@ -160,8 +160,8 @@ static void ksm_vma_join(struct vm_area_struct *vma)
 
 static void ksm_mm_join_all(struct mm_struct *mm)
 {
-	struct vm_area_struct *vma;
 	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
 
 	for_each_vma(vmi, vma)
 		ksm_vma_join(vma);
@@ -169,8 +169,8 @@ static void ksm_mm_join_all(struct mm_struct *mm)
 
 static int ksm_mm_leave_all(struct mm_struct *mm)
 {
-	struct vm_area_struct *vma;
 	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
 	int err;
 
 	for_each_vma(vmi, vma) {

@@ -21,6 +21,13 @@
 
 #include "internal.h"
 
+/* Is @vma in another mm than the one @item was merged in? */
+static bool ksm_vma_is_fork(struct vm_area_struct *vma,
+			    struct ksm_rmap_item *item)
+{
+	return vma->vm_mm != item->mm;
+}
+
 /*
  * Call @rwc->rmap_one for the VMAs under @item's anon_vma that cover its
  * address, in the merger's mm (@forks false) or in other mms (@forks true).
@@ -47,7 +54,7 @@ static bool ksm_rmap_walk_item(struct folio *folio, struct ksm_rmap_item *item,
 		cond_resched();
 		if (addr < vma->vm_start || addr >= vma->vm_end)
 			continue;
-		if ((vma->vm_mm != item->mm) != forks)
+		if (ksm_vma_is_fork(vma, item) != forks)
 			continue;
 		if (rwc->invalid_vma && rwc->invalid_vma(vma, rwc->arg))
 			continue;

@@ -93,7 +93,7 @@ static int ksm_batch_huge_pmd(pmd_t *pmd, unsigned long addr,
 			      struct mm_walk *walk)
 {
 	struct page *page;
-	spinlock_t *ptl;
+	spinlock_t *ptl;	/* PMD lock */
 	pmd_t pmdval;
 	int ret = -EAGAIN;
 
@@ -116,7 +116,7 @@ static int ksm_batch_pmd_entry(pmd_t *pmd, unsigned long addr,
 {
 	struct ksm_page_batch *batch = walk->private;
 	pte_t *start, *ptep;
-	spinlock_t *ptl;
+	spinlock_t *ptl;	/* page table lock */
 	int stop = 0;
 
 	if (ksm_mm_exiting(walk->mm))
@@ -162,9 +162,9 @@ static const struct mm_walk_ops ksm_batch_ops = {
 static void ksm_scan_collect_mm(struct mm_struct *mm,
 				struct ksm_page_batch *batch)
 {
+	VMA_ITERATOR(vmi, mm, ksm_ctx.scan.address);
 	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
 	struct vm_area_struct *vma;
-	VMA_ITERATOR(vmi, mm, cur->address);
 
 	for_each_vma(vmi, vma) {
 		if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
@@ -581,8 +581,8 @@ void ksm_scan_batch(unsigned int nr_pages)
 /* Break every KSM page of @mm and drop its items. */
 static int ksm_unmerge_mm(struct mm_struct *mm, struct ksm_mm *slot)
 {
-	struct vm_area_struct *vma;
 	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
 	int err = 0;
 
 	mmap_read_lock(mm);

@@ -69,6 +69,7 @@ static struct kunit_suite ksm_advisor_suite = {
 	.name = "ksm_advisor",
 	.test_cases = ksm_advisor_cases,
 };
+
 kunit_test_suite(ksm_advisor_suite);
 
 #endif /* _KSM_ADVISOR_KUNIT_H */

@@ -17,7 +17,7 @@ static void ksm_stable_test_chain_counts(struct kunit *test)
 		int delta;
 		unsigned long chains, dups;
 	} steps[] = {
-		{ +1, 0, 0 }, { +1, 1, 2 }, { +1, 1, 3 }, { +1, 1, 4 },
+		{ 1, 0, 0 }, { 1, 1, 2 }, { 1, 1, 3 }, { 1, 1, 4 },
 		{ -1, 1, 3 }, { -1, 1, 2 }, { -1, 0, 0 }, { -1, 0, 0 },
 	};
 	struct ksm_stats saved = ksm_ctx.stats;
@@ -68,6 +68,7 @@ static struct kunit_suite ksm_stable_tree_suite = {
 	.name = "ksm_stable_tree",
 	.test_cases = ksm_stable_tree_cases,
 };
+
 kunit_test_suite(ksm_stable_tree_suite);
 
 #endif /* _KSM_STABLE_TREE_KUNIT_H */

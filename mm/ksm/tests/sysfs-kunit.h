@@ -92,6 +92,7 @@ static struct kunit_suite ksm_sysfs_suite = {
 	.name = "ksm_sysfs",
 	.test_cases = ksm_sysfs_cases,
 };
+
 kunit_test_suite(ksm_sysfs_suite);
 
 #endif /* _KSM_SYSFS_KUNIT_H */

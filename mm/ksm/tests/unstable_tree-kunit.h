@@ -104,6 +104,7 @@ static struct kunit_suite ksm_unstable_tree_suite = {
 	.name = "ksm_unstable_tree",
 	.test_cases = ksm_unstable_tree_cases,
 };
+
 kunit_test_suite(ksm_unstable_tree_suite);
 
 #endif /* _KSM_UNSTABLE_TREE_KUNIT_H */
