@@ -51,6 +51,9 @@ if [[ $WITH_OURS == 1 ]]; then
 		nours=$((nours + 1))
 	done
 fi
+# The kernel opens /dev/console for /init before anything is mounted.
+mknod -m 600 "$STAGE/dev/console" c 5 1 || die "mknod /dev/console failed (need root)"
+mknod -m 666 "$STAGE/dev/null" c 1 3 || die "mknod /dev/null failed (need root)"
 echo "root:x:0:0:root:/root:/bin/sh" >"$STAGE/etc/passwd"
 echo "root:x:0:" >"$STAGE/etc/group"
 

@@ -29,7 +29,12 @@ mv "$OUT/version.tmp" "$OUT/version"
 
 # ccache: persistent cache, bounded size.
 ccache --max-size=5G >/dev/null 2>&1 || true
-KMAKE=(nice make -C "$TREE" O="$OBJ" CC="ccache gcc" HOSTCC=gcc
+# Run kbuild in a clean make environment: flags inherited from the top-level
+# make (MAKEFLAGS with its command-line variables, MAKELEVEL, V, ...) would
+# change tools/objtool's build, relink objtool and so rebuild every object.
+KMAKE=(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u GNUMAKEFLAGS
+	-u V -u ONLY -u STOCK -u DEBUG
+	nice make -C "$TREE" O="$OBJ" CC="ccache gcc" HOSTCC=gcc
 	KBUILD_BUILD_USER=ksm KBUILD_BUILD_HOST=harness)
 
 # --- configuration -------------------------------------------------------

@@ -90,7 +90,7 @@ prepare_overlay() {
 	[[ -f $REPO/Kconfig.ksm ]] ||
 		die "our KSM Kconfig is missing: $REPO/Kconfig.ksm does not exist"
 
-	local manifest=$BUILD/src/ksm.manifest tmp
+	local manifest=$BUILD/src/ksm.manifest
 	tmp=$(mktemp -d "$BUILD/src/.overlay.XXXXXX")
 	trap 'rm -rf "$tmp"' EXIT
 
@@ -119,16 +119,23 @@ prepare_overlay() {
 	rsync -a --delete --exclude-from="$tmp/exclude" "$PRISTINE/" "$OVERLAY/" ||
 		die "rsync of pristine tree into overlay failed"
 
-	# 2) Files that were ours last time but no longer are: rsync restored
-	#    the pristine copy (with its old mtime) or deleted it; give restored
-	#    files a fresh mtime so kbuild rebuilds what depended on them.
+	# 2) Files that were ours last time but no longer are get their pristine
+	#    version back with a fresh mtime (so kbuild rebuilds what depended
+	#    on them), or are removed if upstream has no such file.
 	if [[ -f $manifest && $fresh == 0 ]]; then
 		comm -23 <(sort -u "$manifest") <(sort -u "$tmp/ours") | while IFS= read -r f; do
-			if [[ -f $OVERLAY/$f ]]; then
-				touch "$OVERLAY/$f"
+			if [[ -f $PRISTINE/$f ]]; then
+				rm -f "$OVERLAY/$f"
+				cp "$PRISTINE/$f" "$OVERLAY/$f"
 				echo "overlay: restored pristine $f"
 			else
+				rm -f "$OVERLAY/$f"
 				echo "overlay: removed $f"
+				d=$(dirname "$f")
+				while [[ $d != . && ! -d $PRISTINE/$d ]]; do
+					rmdir "$OVERLAY/$d" 2>/dev/null || break
+					d=$(dirname "$d")
+				done
 			fi
 		done
 	fi

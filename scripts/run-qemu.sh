@@ -116,7 +116,7 @@ fi
 [[ -n ${APPEND:-} ]] && CMDLINE+=" $APPEND"
 
 QEMU=(qemu-system-x86_64 "${ACCEL_ARGS[@]}"
-	-smp 2 -m 4G
+	-smp 2,sockets=2,cores=1,threads=1 -m 4G
 	-object memory-backend-ram,id=m0,size=2G
 	-object memory-backend-ram,id=m1,size=2G
 	-numa node,nodeid=0,cpus=0,memdev=m0
@@ -143,7 +143,7 @@ else
 	fi
 	timeout -k 5 "$GUEST_TIMEOUT" "${QEMU[@]}" -monitor none \
 		-serial stdio -serial "file:$RESULTS" </dev/null 2>&1 |
-		tee "$LOG" | tr -d '\r' | { "${filter[@]}" || true; }
+		tee "$LOG" | tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g' | { "${filter[@]}" || true; }
 	rc=${PIPESTATUS[0]}
 fi
 set -e
@@ -164,7 +164,7 @@ if [[ $MODE == check ]]; then
 	exec python3 "$REPO/scripts/report.py" check --log "$LOG" --results "$RESULTS" \
 		--known "$REPO/tests/known-failures.txt" --guest-status "$STATUS"
 fi
-python3 "$REPO/scripts/report.py" splat "$LOG" || die "kernel splat during the $MODE boot of $VARIANT"
+python3 "$REPO/scripts/report.py" splat "$LOG" || die "kernel splat on the console ($VARIANT, mode $MODE)"
 [[ $STATUS == ok ]] || exit 1
 if [[ $MODE == boot ]] && ! grep -aq KSMBOOT-OK "$LOG"; then
 	die "guest did not reach userspace (KSMBOOT-OK missing; console log: build/logs/$(basename "$LOG"))"

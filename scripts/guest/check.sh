@@ -70,18 +70,22 @@ reset_ksm() {
 	ksm_set run 0
 }
 
-# run_bin OUTFILE CMD...: run with the per-test timeout, output to the console
-# and OUTFILE; sets RC, DUR, TIMEDOUT.
+# run_bin OUTFILE BINARY [ARGS...]: run from the binary's directory (as the
+# kselftest runner does; ksm_functional_tests execs ./ksm_functional_tests)
+# with the per-test timeout, output to the console and OUTFILE; sets RC,
+# DUR, TIMEDOUT.
 run_bin() {
 	out=$1
 	shift
 	echo "harness: run: $*"
 	start=$(date +%s)
-	{
+	rm -f /tmp/rc
+	(
+		cd "$(dirname "$1")" || { echo 126 >/tmp/rc; exit 1; }
 		timeout -s TERM -k 10 "$T" "$@"
 		echo $? >/tmp/rc
-	} 2>&1 | tee "$out"
-	RC=$(cat /tmp/rc)
+	) 2>&1 | tee "$out"
+	RC=$(cat /tmp/rc 2>/dev/null || echo 255)
 	DUR=$(($(date +%s) - start))
 	TIMEDOUT=
 	if [ "$DUR" -ge "$T" ] && [ "$RC" -ge 124 ]; then
@@ -90,38 +94,55 @@ run_bin() {
 	fi
 }
 
-# tap_results SUITE OUTFILE: one marker per top-level TAP result line.
-# The name is the preceding "# [RUN] name" line if any, else the
-# description; "# SKIP" makes it SKIP, "# XFAIL" counts as PASS.
+# tap_results SUITE OUTFILE: one marker per top-level TAP result.
+# - Results are keyed by their TAP number and the last one wins: a forked
+#   child that falls through into the parent's remaining tests (as 6.12's
+#   ksm_functional_tests test_prctl_fork_exec does when its execv fails)
+#   prints duplicates before the parent, which prints last.
+# - Names: when the binary prints one "# [RUN] name" line per test, the
+#   k-th distinct name names test k; otherwise the TAP description.
+# - "# SKIP" makes a result SKIP, "# XFAIL" counts as PASS.
 tap_results() {
 	awk -v suite="$1" '
 	function trim(s) { sub(/^[ \t-]+/, "", s); sub(/[ \t\r]+$/, "", s); return s }
-	/^# \[RUN\] / { run = trim(substr($0, 9)); next }
+	/^# \[RUN\] / {
+		r = trim(substr($0, 9))
+		if (!(r in seen)) { seen[r] = 1; runs[++nruns] = r }
+		next
+	}
 	/^1\.\.[0-9]+/ { plan = substr($1, 4) + 0; next }
 	/^(not )?ok [0-9]+/ {
-		res = ($1 == "not") ? "FAIL" : "PASS"
+		num = ($1 == "not") ? $3 : $2
+		num += 0
+		r = ($1 == "not") ? "FAIL" : "PASS"
 		line = $0
 		sub(/^(not )?ok [0-9]+/, "", line)
-		desc = line; reason = ""
+		d = line; why = ""
 		if (match(line, /#[ \t]*(SKIP|skip)/)) {
-			desc = substr(line, 1, RSTART - 1)
-			reason = substr(line, RSTART + RLENGTH)
-			res = "SKIP"
+			d = substr(line, 1, RSTART - 1)
+			why = substr(line, RSTART + RLENGTH)
+			r = "SKIP"
 		} else if (match(line, /#[ \t]*(XFAIL|xfail)/)) {
-			desc = substr(line, 1, RSTART - 1)
-			res = "PASS"
+			d = substr(line, 1, RSTART - 1)
+			why = substr(line, RSTART + RLENGTH)
+			r = "PASS"
 		}
-		desc = trim(desc); reason = trim(reason)
-		name = (run != "") ? run : desc
-		if (name == "") name = reason
-		if (name == "") name = "test" (++anon)
-		gsub(/[ \t]+/, " ", name)
-		print "KSMTEST " suite " " name " " res
-		run = ""
-		n++
-		if (res == "FAIL") failed++
+		d = trim(d); why = trim(why)
+		if (d == "") d = why
+		if (!(num in res)) n++
+		res[num] = r; desc[num] = d
+		if (num > max) max = num
 	}
 	END {
+		use_runs = (nruns == n && max == n)
+		for (i = 1; i <= max; i++) {
+			if (!(i in res)) continue
+			name = use_runs ? runs[i] : desc[i]
+			if (name == "") name = "test" i
+			gsub(/[ \t]+/, " ", name)
+			print "KSMTEST " suite " " name " " res[i]
+			if (res[i] == "FAIL") failed++
+		}
 		print "N " n + 0 " " plan + 0 " " failed + 0 > "/tmp/tapcount"
 	}' "$2"
 }
@@ -139,6 +160,8 @@ run_tap_suite() {
 		mark "KSMTEST $suite $suite:timeout FAIL"
 	elif [ "$n" -lt "$plan" ]; then
 		mark "KSMTEST $suite $suite:incomplete($n/$plan) FAIL"
+	elif [ "$plan" -gt 0 ] && [ "$n" -gt "$plan" ]; then
+		mark "KSMTEST $suite $suite:more-results-than-planned($n/$plan) FAIL"
 	elif [ "$RC" = 4 ] && [ "$n" = 0 ]; then
 		mark "KSMTEST $suite $suite SKIP"
 	elif [ "$RC" != 0 ] && [ "$RC" != 4 ] && [ "$failed" = 0 ]; then
