@@ -6,7 +6,8 @@
 #   build-initramfs.sh VARIANT
 #
 # Our selftests are included for our variants; for stock ones only with
-# OURTESTS=1.  The archive is only rewritten when its inputs changed.
+# OURTESTS=1.  Our tools (tools/mm/ksm_*.c) go to /tools.  The archive is
+# only rewritten when its content changes.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -31,7 +32,7 @@ readelf -l "$(readlink -f "$BUSYBOX")" 2>/dev/null | grep -q 'INTERP' &&
 OUTFILE=$BUILD/initramfs-$VARIANT.cpio.gz
 STAGE=$BUILD/initramfs/$VARIANT
 rm -rf "$STAGE"
-mkdir -p "$STAGE"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,root,etc,harness,tests/upstream,tests/ours}
+mkdir -p "$STAGE"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,root,etc,harness,tests/upstream,tests/ours,tools}
 
 cp "$BUSYBOX" "$STAGE/bin/busybox"
 for applet in $("$BUSYBOX" --list-full); do
@@ -54,6 +55,10 @@ fi
 # The kernel opens /dev/console for /init before anything is mounted.
 mknod -m 600 "$STAGE/dev/console" c 5 1 || die "mknod /dev/console failed (need root)"
 mknod -m 666 "$STAGE/dev/null" c 1 3 || die "mknod /dev/null failed (need root)"
+# Our userspace tools (tools/mm/ksm_*.c), e.g. for the demo.
+for t in "$BUILD"/tests/tools/*; do
+	if [[ -x $t ]]; then install -m 0755 "$t" "$STAGE/tools/"; fi
+done
 echo "root:x:0:0:root:/root:/bin/sh" >"$STAGE/etc/passwd"
 echo "root:x:0:" >"$STAGE/etc/group"
 

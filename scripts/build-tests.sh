@@ -2,6 +2,7 @@
 # Build the static guest test binaries into build/tests/:
 #   build/tests/upstream/{ksm_tests,ksm_functional_tests}  (pristine 6.12 sources)
 #   build/tests/ours/ksm_*_test                            (repo selftests)
+#   build/tests/tools/ksm_*                                (repo tools/mm/ksm_*.c)
 #
 #   build-tests.sh [--ours]   --ours also builds our selftests
 set -euo pipefail
@@ -43,7 +44,11 @@ if [[ $WITH_OURS == 1 ]]; then
 	shopt -u nullglob
 fi
 
-# Forget binaries of selftests that were removed from the repo.
+shopt -s nullglob
+TOOLS_SRC=("$REPO"/tools/mm/ksm_*.c)
+shopt -u nullglob
+
+# Forget binaries of selftests and tools that were removed from the repo.
 if [[ -d $BUILD/tests/ours ]]; then
 	for b in "$BUILD"/tests/ours/ksm_*_test; do
 		[[ -e $b ]] || continue
@@ -53,14 +58,19 @@ if [[ -d $BUILD/tests/ours ]]; then
 		[[ $keep == 1 ]] || rm -f "$b"
 	done
 fi
+if [[ -d $BUILD/tests/tools ]]; then
+	for b in "$BUILD"/tests/tools/*; do
+		[[ -f $REPO/tools/mm/$(basename "$b").c ]] || rm -f "$b"
+	done
+fi
 
 LOG=$LOGS/tests-build.log
 if ! make -f "$REPO/scripts/tests.mk" -j"$NPROC" \
 	PRISTINE="$PRISTINE" UAPI="$BUILD/uapi/include" OURS_UAPI="$OURS_UAPI" \
-	OUT="$BUILD/tests" OURS_SRC="${OURS_SRC[*]}" >"$LOG" 2>&1; then
+	OUT="$BUILD/tests" OURS_SRC="${OURS_SRC[*]}" TOOLS_SRC="${TOOLS_SRC[*]}" >"$LOG" 2>&1; then
 	echo "----- last 30 lines of build/logs/tests-build.log -----" >&2
 	tail -n 30 "$LOG" >&2
 	echo "-----" >&2
 	die "building the guest test binaries failed (log: build/logs/tests-build.log)"
 fi
-info "test binaries: upstream ksm_tests ksm_functional_tests; ours: ${#OURS_SRC[@]} selftest(s)"
+info "test binaries: upstream ksm_tests ksm_functional_tests; ours: ${#OURS_SRC[@]} selftest(s), ${#TOOLS_SRC[@]} tool(s)"

@@ -6,6 +6,7 @@
 #   OURS_UAPI installed uapi headers for our tests
 #   OUT       output directory
 #   OURS_SRC  our selftest sources (repo tools/testing/selftests/mm/ksm_*_test.c)
+#   TOOLS_SRC our userspace tools (repo tools/mm/ksm_*.c), e.g. for the demo
 
 SELFTESTS := $(PRISTINE)/tools/testing/selftests
 MMDIR     := $(SELFTESTS)/mm
@@ -21,11 +22,12 @@ LDLIBS      = -lrt -lpthread -lm
 
 UP_BINS   := $(OUT)/upstream/ksm_tests $(OUT)/upstream/ksm_functional_tests
 OURS_BINS := $(patsubst %.c,$(OUT)/ours/%,$(notdir $(OURS_SRC)))
+TOOLS_BINS := $(patsubst %.c,$(OUT)/tools/%,$(notdir $(TOOLS_SRC)))
 
 .DELETE_ON_ERROR:
 MAKEFLAGS += --no-builtin-rules
 .PHONY: all
-all: $(UP_BINS) $(OURS_BINS)
+all: $(UP_BINS) $(OURS_BINS) $(TOOLS_BINS)
 
 # Upstream helpers, built once per uapi flavour.
 $(OUT)/upstream/%.o: $(MMDIR)/%.c $(MMDIR)/vm_util.h $(MMDIR)/thp_settings.h $(UAPI)/.stamp
@@ -56,3 +58,11 @@ $(OUT)/ours/$(basename $(notdir $(1))): $(1) $(OUT)/ours/libmmutil.a $(OURS_UAPI
 	$$(CC) $$(CFLAGS_OURS) $$(LDFLAGS) -o $$@ $(1) $(OUT)/ours/libmmutil.a $$(LDLIBS) -lnuma
 endef
 $(foreach s,$(OURS_SRC),$(eval $(call ours_rule,$(s))))
+
+# Our tools (tools/mm/ksm_*.c): plain static programs.
+define tools_rule
+$(OUT)/tools/$(basename $(notdir $(1))): $(1) $(OURS_UAPI)/.stamp
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE_CFLAGS) -isystem $$(OURS_UAPI) $$(LDFLAGS) -o $$@ $(1) $$(LDLIBS)
+endef
+$(foreach s,$(TOOLS_SRC),$(eval $(call tools_rule,$(s))))
