@@ -131,6 +131,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (i = 0; i < procs; i++) {
+		fflush(stdout);	/* children must not inherit buffered lines */
 		pid = fork();
 		if (pid < 0) {
 			perror("fork");
