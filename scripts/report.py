@@ -273,6 +273,11 @@ def check(args):
             problems.append("guest died before finishing (KSMTEST-DONE missing)")
     for e in errors:
         problems.append("guest error: " + e)
+    if not kunit and not results and done:
+        if args.only:
+            problems.append("ONLY=%s matched no test" % args.only)
+        else:
+            problems.append("no test ran")
 
     # ------------------------------------------------------------ output
     if hits:
@@ -318,6 +323,7 @@ def main():
     cp.add_argument("--results")
     cp.add_argument("--known")
     cp.add_argument("--guest-status", default="ok")
+    cp.add_argument("--only", default="")
     cp.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     if args.cmd == "splat":

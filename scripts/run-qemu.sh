@@ -162,7 +162,7 @@ info "guest ran ${ELAPSED}s ($ACCEL_USED)"
 
 if [[ $MODE == check ]]; then
 	exec python3 "$REPO/scripts/report.py" check --log "$LOG" --results "$RESULTS" \
-		--known "$REPO/tests/known-failures.txt" --guest-status "$STATUS"
+		--known "$REPO/tests/known-failures.txt" --guest-status "$STATUS" --only "${ONLY:-}"
 fi
 python3 "$REPO/scripts/report.py" splat "$LOG" || die "kernel splat on the console ($VARIANT, mode $MODE)"
 [[ $STATUS == ok ]] || exit 1
