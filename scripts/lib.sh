@@ -8,6 +8,9 @@ PRISTINE=$BUILD/src/pristine
 OVERLAY=$BUILD/src/ksm
 LOGS=$BUILD/logs
 export CCACHE_DIR=${CCACHE_DIR:-/root/.cache/ccache}
+# Hash paths below build/ relative to the object dir, so that checkouts in
+# different places (CI's fresh clone, other work trees) share cache hits.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$BUILD}
 
 mkdir -p "$BUILD" "$LOGS"
 
