@@ -132,10 +132,16 @@ static void ksmd_pause(void)
 				     msecs_to_jiffies(msecs));
 }
 
+/*
+ * ksmd yields to ordinary work but must not starve: at the lowest priority
+ * a single busy task on its CPU can stop merging altogether.
+ */
+#define KSMD_NICE	5
+
 static int ksmd_main(void *unused)
 {
 	set_freezable();
-	set_user_nice(current, MAX_NICE);
+	set_user_nice(current, KSMD_NICE);
 
 	while (!kthread_should_stop()) {
 		mutex_lock(&ksm_ctx.lock);
