@@ -6,7 +6,9 @@
 #   make check [STOCK=1] [LEAN=1] [ONLY=...] [TEST_TIMEOUT=s] [GUEST_TIMEOUT=s]
 #   make boot [STOCK=1] [DEBUG=1]     boot, print basics, power off
 #   make shell [STOCK=1] [DEBUG=1]    interactive busybox shell in the guest
-#   make demo                         (not yet)
+#   make demo [STOCK=1] [DEBUG=1]     the KSM demo (scripts/guest/demo.sh)
+#   make run MODE=<mode>              boot with ksm.harness=<mode>
+#                                     (any scripts/guest/<mode>.sh)
 #   make deps | clean | distclean
 
 SHELL := /bin/bash
@@ -34,10 +36,10 @@ endif
 # Passed through to the scripts.
 export ONLY TEST_TIMEOUT GUEST_TIMEOUT ACCEL V APPEND OURTESTS
 
-.PHONY: help deps source kernel initramfs tests check boot shell demo bench clean distclean
+.PHONY: help deps source kernel initramfs tests check boot shell demo run clean distclean
 
 help:
-	@sed -n '4,12s/^# \{0,1\}//p' Makefile
+	@sed -n '4,14s/^# \{0,1\}//p' Makefile
 
 deps:
 	@$(S)/install-deps.sh
@@ -72,8 +74,17 @@ shell: deps
 	$(S)/build-initramfs.sh $(VARIANT) && \
 	$(S)/run-qemu.sh $(VARIANT) shell
 
-demo:
-	@echo "make demo: not yet (hook: scripts/guest/demo.sh, booted with ksm.harness=demo)"
+demo: deps
+	@$(S)/build-kernel.sh $(VARIANT) && \
+	$(S)/build-initramfs.sh $(VARIANT) && \
+	$(S)/run-qemu.sh $(VARIANT) demo
+
+run: deps
+	@test -n "$(MODE)" || { echo "ERROR: make run needs MODE=<mode> (scripts/guest/<mode>.sh)" >&2; exit 1; }
+	@test -f scripts/guest/$(MODE).sh || { echo "ERROR: no guest script scripts/guest/$(MODE).sh" >&2; exit 1; }
+	@$(S)/build-kernel.sh $(VARIANT) && \
+	$(S)/build-initramfs.sh $(VARIANT) && \
+	$(S)/run-qemu.sh $(VARIANT) $(MODE)
 
 clean:
 	rm -rf build/obj build/ksm build/ksm-debug build/stock build/stock-debug \

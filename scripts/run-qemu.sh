@@ -135,7 +135,8 @@ if [[ $INTERACTIVE == 1 ]]; then
 		-serial mon:stdio -serial "file:$RESULTS" 2>&1 | tee "$LOG"
 	rc=${PIPESTATUS[0]}
 else
-	if [[ ${V:-0} == 1 ]]; then
+	# "check" shows a filtered console unless V=1; other modes show it all.
+	if [[ ${V:-0} == 1 || $MODE != check ]]; then
 		filter=(cat)
 	else
 		filter=(grep --line-buffered -aE
@@ -168,5 +169,11 @@ python3 "$REPO/scripts/report.py" splat "$LOG" || die "kernel splat on the conso
 [[ $STATUS == ok ]] || exit 1
 if [[ $MODE == boot ]] && ! grep -aq KSMBOOT-OK "$LOG"; then
 	die "guest did not reach userspace (KSMBOOT-OK missing; console log: build/logs/$(basename "$LOG"))"
+fi
+# The guest's /init reports the mode script's exit status.
+if [[ $MODE != shell ]]; then
+	mrc=$(tr -d '\r' <"$LOG" | sed -n "s/.*harness: mode $MODE finished (exit \([0-9]*\)).*/\1/p" | tail -n1)
+	[[ -n $mrc ]] || die "guest mode $MODE did not finish (console log: build/logs/$(basename "$LOG"))"
+	[[ $mrc == 0 ]] || die "guest mode $MODE failed (exit $mrc; console log: build/logs/$(basename "$LOG"))"
 fi
 exit 0
