@@ -34,7 +34,7 @@ CHECK_VARIANT := $(BASE)-debug
 endif
 
 # Passed through to the scripts.
-export ONLY TEST_TIMEOUT GUEST_TIMEOUT ACCEL V APPEND OURTESTS
+export ONLY TEST_TIMEOUT GUEST_TIMEOUT RETRY ACCEL V APPEND OURTESTS
 
 .PHONY: help deps source kernel initramfs tests check boot shell demo run clean distclean
 

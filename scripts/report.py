@@ -167,7 +167,7 @@ def parse_kunit(lines):
 
 
 def parse_markers(lines):
-    results, rcs = [], []
+    results, rcs, flaky = [], [], []
     begun = done = False
     errors = []
     for raw in lines:
@@ -181,13 +181,15 @@ def parse_markers(lines):
             results.append((parts[1], " ".join(parts[2:-1]), parts[-1]))
         elif tag == "KSMTEST-RC":
             rcs.append(line)
+        elif tag == "KSMTEST-FLAKY" and len(parts) >= 3:
+            flaky.append((parts[1], " ".join(parts[2:])))
         elif tag == "KSMTEST-BEGIN":
             begun = True
         elif tag == "KSMTEST-DONE":
             done = True
         elif tag == "KSMTEST-ERROR":
             errors.append(line)
-    return results, rcs, begun, done, errors
+    return results, rcs, begun, done, errors, flaky
 
 
 def load_known(path):
@@ -218,11 +220,11 @@ def match_known(known, suite, name):
 def check(args):
     log_lines = read_lines(args.log)
     res_lines = read_lines(args.results) if args.results else []
-    results, rcs, begun, done, errors = parse_markers(res_lines)
+    results, rcs, begun, done, errors, flaky = parse_markers(res_lines)
     source = args.results
     if not (begun or results):
         # No results channel (or it stayed empty): fall back to the console.
-        results, rcs, begun, done, errors = parse_markers(log_lines)
+        results, rcs, begun, done, errors, flaky = parse_markers(log_lines)
         source = args.log
     kunit, other_suites = parse_kunit(log_lines)
     known = load_known(args.known)
@@ -290,6 +292,8 @@ def check(args):
         print("note: ignored %d non-KSM KUnit suite(s): %s" % (len(other_suites), " ".join(other_suites)))
     for s, n in skips:
         print("SKIP: %s %s" % (s, n))
+    for s, n in flaky:
+        print("FLAKY (failed, then passed on retry): %s %s" % (s, n))
     for s, n, reason in known_hit:
         print("KNOWN FAILURE (counted as skipped): %s %s | %s" % (s, n, reason))
     for s, n, reason in known_passed:
