@@ -19,15 +19,21 @@
 
 #ifdef CONFIG_KSM
 
-/* Registration: madvise(), prctl(), new VMAs, fork, exec, exit. */
-int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
-		unsigned long end, int advice, unsigned long *vm_flags);
-void ksm_add_vma(struct vm_area_struct *vma);
-int ksm_enable_merge_any(struct mm_struct *mm);
-int ksm_disable_merge_any(struct mm_struct *mm);
-int ksm_disable(struct mm_struct *mm);
+/* An mm takes part from its first mergeable VMA until it exits. */
 int __ksm_enter(struct mm_struct *mm);
 void __ksm_exit(struct mm_struct *mm);
+
+/* madvise(MADV_MERGEABLE) and madvise(MADV_UNMERGEABLE). */
+int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
+		unsigned long end, int advice, unsigned long *vm_flags);
+
+/* Turning KSM off for a whole mm (e.g. for s390 KVM guests). */
+int ksm_disable(struct mm_struct *mm);
+
+/* prctl(PR_SET_MEMORY_MERGE), and VMAs created later under it. */
+int ksm_enable_merge_any(struct mm_struct *mm);
+int ksm_disable_merge_any(struct mm_struct *mm);
+void ksm_add_vma(struct vm_area_struct *vma);
 
 /*
  * Zero pages placed by KSM (use_zero_pages=1) are told apart from the
@@ -109,37 +115,10 @@ long ksm_process_profit(struct mm_struct *mm);
 
 #else  /* !CONFIG_KSM */
 
-static inline void ksm_add_vma(struct vm_area_struct *vma)
-{
-}
-
-static inline int ksm_disable(struct mm_struct *mm)
-{
-	return 0;
-}
-
-static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
-{
-}
-
-static inline int ksm_execve(struct mm_struct *mm)
-{
-	return 0;
-}
-
-static inline void ksm_exit(struct mm_struct *mm)
-{
-}
-
-static inline void ksm_might_unmap_zero_page(struct mm_struct *mm, pte_t pte)
-{
-}
-
-static inline void collect_procs_ksm(struct folio *folio, struct page *page,
-				     struct list_head *to_kill, int force_early)
-{
-}
-
+/*
+ * Without KSM nothing is ever merged: registration is a no-op, and no
+ * folio is ever a KSM folio, so the page-level hooks have nothing to do.
+ */
 #ifdef CONFIG_MMU
 static inline int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
 			      unsigned long end, int advice,
@@ -147,7 +126,19 @@ static inline int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
 {
 	return 0;
 }
+#endif /* CONFIG_MMU */
 
+static inline void ksm_add_vma(struct vm_area_struct *vma) { }
+static inline int ksm_disable(struct mm_struct *mm) { return 0; }
+static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm) { }
+static inline int ksm_execve(struct mm_struct *mm) { return 0; }
+static inline void ksm_exit(struct mm_struct *mm) { }
+
+static inline void ksm_might_unmap_zero_page(struct mm_struct *mm, pte_t pte)
+{
+}
+
+#ifdef CONFIG_MMU
 static inline struct folio *ksm_might_need_to_copy(struct folio *folio,
 						   struct vm_area_struct *vma,
 						   unsigned long addr)
@@ -165,6 +156,11 @@ static inline void folio_migrate_ksm(struct folio *newfolio,
 {
 }
 #endif /* CONFIG_MMU */
+
+static inline void collect_procs_ksm(struct folio *folio, struct page *page,
+				     struct list_head *to_kill, int force_early)
+{
+}
 
 #endif /* CONFIG_KSM */
 

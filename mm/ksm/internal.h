@@ -258,6 +258,17 @@ static inline bool ksm_mm_exiting(struct mm_struct *mm)
 	return atomic_read(&mm->mm_users) == 0;
 }
 
+/*
+ * Net bytes saved: @pages_saved pages no longer need a frame of their
+ * own, and each of @nr_items tracked pages costs one rmap item.
+ */
+static inline long ksm_profit(unsigned long pages_saved,
+			      unsigned long nr_items)
+{
+	return (long)(pages_saved * PAGE_SIZE) -
+	       (long)(nr_items * sizeof(struct ksm_rmap_item));
+}
+
 /* Index of the tree a page on @nid belongs in. */
 static inline int ksm_tree_index(int nid)
 {
@@ -297,6 +308,7 @@ struct ksm_rmap_item *ksm_unstable_find_or_insert(struct ksm_rmap_item *item,
 						  struct page *page,
 						  struct page **match);
 void ksm_unstable_reset(void);
+void ksm_unstable_keep(struct ksm_rmap_item *item);
 
 /* stable_tree.c */
 struct folio *ksm_stable_folio_get(struct ksm_stable_node *node, bool lock);

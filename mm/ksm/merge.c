@@ -42,14 +42,12 @@
 struct vm_area_struct *ksm_find_vma(struct mm_struct *mm,
 				    unsigned long address)
 {
-	struct vm_area_struct *vma;
+	struct vm_area_struct *vma = NULL;
 
-	if (ksm_mm_exiting(mm))
-		return NULL;
-	vma = vma_lookup(mm, address);
-	if (!vma || !(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
-		return NULL;
-	return vma;
+	if (!ksm_mm_exiting(mm))
+		vma = vma_lookup(mm, address);
+	return vma && (vma->vm_flags & VM_MERGEABLE) && vma->anon_vma ?
+	       vma : NULL;
 }
 
 /**
@@ -369,38 +367,44 @@ static const struct mm_walk_ops ksm_find_merged_ops = {
 	.walk_lock = PGWALK_RDLOCK,
 };
 
-/* Fault until @addr no longer maps a KSM page. */
+/* Does @addr map a KSM page, or a zero page KSM put there? */
+static bool ksm_addr_is_merged(struct vm_area_struct *vma, unsigned long addr)
+{
+	struct folio_walk fw;
+	struct folio *folio;
+	bool merged;
+
+	folio = folio_walk_start(&fw, vma, addr, FW_MIGRATION | FW_ZEROPAGE);
+	if (!folio)
+		return false;
+	/* KSM folios are small, so fw.pte is valid here. */
+	merged = !folio_test_large(folio) &&
+		 (folio_test_ksm(folio) || is_ksm_zero_pte(fw.pte));
+	folio_walk_end(&fw, vma);
+	return merged;
+}
+
+/*
+ * Give @addr a private copy of its KSM page with unsharing faults. A fault
+ * may back out on a race (a concurrent accessed-bit update, say), so keep
+ * faulting until the page is private; SIGBUS or SIGSEGV mean the mapping
+ * went away under us, which unmaps the KSM page just as well.
+ */
 static int ksm_unshare_one(struct vm_area_struct *vma, unsigned long addr)
 {
 	vm_fault_t ret;
 
-	for (;;) {
-		struct folio_walk fw;
-		struct folio *folio;
-		bool merged = false;
-
-		cond_resched();
-		folio = folio_walk_start(&fw, vma, addr,
-					 FW_MIGRATION | FW_ZEROPAGE);
-		if (folio) {
-			merged = !folio_test_large(folio) &&
-				 (folio_test_ksm(folio) || is_ksm_zero_pte(fw.pte));
-			folio_walk_end(&fw, vma);
-		}
-		if (!merged)
-			return 0;
-		/*
-		 * The fault may back out on a race (for instance a concurrent
-		 * accessed-bit update); try again until the page is private.
-		 */
+	while (ksm_addr_is_merged(vma, addr)) {
 		ret = handle_mm_fault(vma, addr,
 				      FAULT_FLAG_UNSHARE | FAULT_FLAG_REMOTE,
 				      NULL);
 		if (ret & VM_FAULT_OOM)
 			return -ENOMEM;
 		if (ret & (VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV))
-			return 0;
+			break;
+		cond_resched();
 	}
+	return 0;
 }
 
 /**

@@ -136,6 +136,12 @@ void __ksm_exit(struct mm_struct *mm)
 	trace_ksm_exit(mm);
 }
 
+/* Register @mm with KSM unless it already is. */
+static int ksm_mm_register(struct mm_struct *mm)
+{
+	return test_bit(MMF_VM_MERGEABLE, &mm->flags) ? 0 : __ksm_enter(mm);
+}
+
 /* Unmerge a VMA's pages and stop merging it. */
 static int ksm_vma_leave(struct vm_area_struct *vma)
 {
@@ -195,8 +201,7 @@ void ksm_add_vma(struct vm_area_struct *vma)
 		return;
 	ksm_vma_join(vma);
 	/* ksmd unregisters an mm only once it is exiting; be safe anyway. */
-	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags))
-		__ksm_enter(mm);
+	ksm_mm_register(mm);
 }
 
 /**
@@ -209,18 +214,16 @@ void ksm_add_vma(struct vm_area_struct *vma)
  */
 int ksm_enable_merge_any(struct mm_struct *mm)
 {
-	int err;
+	int err = 0;
 
-	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags))
-		return 0;
-	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
-		err = __ksm_enter(mm);
-		if (err)
-			return err;
+	if (!test_bit(MMF_VM_MERGE_ANY, &mm->flags)) {
+		err = ksm_mm_register(mm);
+		if (!err) {
+			set_bit(MMF_VM_MERGE_ANY, &mm->flags);
+			ksm_mm_join_all(mm);
+		}
 	}
-	set_bit(MMF_VM_MERGE_ANY, &mm->flags);
-	ksm_mm_join_all(mm);
-	return 0;
+	return err;
 }
 
 /**
@@ -235,17 +238,16 @@ int ksm_enable_merge_any(struct mm_struct *mm)
  */
 int ksm_disable_merge_any(struct mm_struct *mm)
 {
-	int err;
+	int err = 0;
 
-	if (!test_bit(MMF_VM_MERGE_ANY, &mm->flags))
-		return 0;
-	err = ksm_mm_leave_all(mm);
-	if (err) {
-		ksm_mm_join_all(mm);
-		return err;
+	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags)) {
+		err = ksm_mm_leave_all(mm);
+		if (err)
+			ksm_mm_join_all(mm);
+		else
+			clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
 	}
-	clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
-	return 0;
+	return err;
 }
 
 /**
@@ -258,11 +260,40 @@ int ksm_disable_merge_any(struct mm_struct *mm)
 int ksm_disable(struct mm_struct *mm)
 {
 	mmap_assert_write_locked(mm);
-	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags))
-		return 0;
 	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags))
 		return ksm_disable_merge_any(mm);
-	return ksm_mm_leave_all(mm);
+	return test_bit(MMF_VM_MERGEABLE, &mm->flags) ? ksm_mm_leave_all(mm) : 0;
+}
+
+/* MADV_MERGEABLE: mark the range, registering the mm on first use. */
+static int ksm_madvise_merge(struct vm_area_struct *vma,
+			     unsigned long *vm_flags)
+{
+	int err = 0;
+
+	/* Incompatible VMAs ignore the advice without an error. */
+	if (!(vma->vm_flags & VM_MERGEABLE) && ksm_vma_compatible(vma)) {
+		err = ksm_mm_register(vma->vm_mm);
+		if (!err)
+			*vm_flags |= VM_MERGEABLE;
+	}
+	return err;
+}
+
+/* MADV_UNMERGEABLE: give the range private pages again, then unmark it. */
+static int ksm_madvise_unmerge(struct vm_area_struct *vma,
+			       unsigned long start, unsigned long end,
+			       unsigned long *vm_flags)
+{
+	int err = 0;
+
+	if (*vm_flags & VM_MERGEABLE) {
+		if (vma->anon_vma)
+			err = ksm_unmerge_range(vma, start, end, true);
+		if (!err)
+			*vm_flags &= ~VM_MERGEABLE;
+	}
+	return err;
 }
 
 /**
@@ -282,28 +313,10 @@ int ksm_disable(struct mm_struct *mm)
 int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
 		unsigned long end, int advice, unsigned long *vm_flags)
 {
-	struct mm_struct *mm = vma->vm_mm;
-	int err;
-
-	if (advice == MADV_MERGEABLE) {
-		if ((vma->vm_flags & VM_MERGEABLE) || !ksm_vma_compatible(vma))
-			return 0;
-		if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
-			err = __ksm_enter(mm);
-			if (err)
-				return err;
-		}
-		*vm_flags |= VM_MERGEABLE;
-	} else if (advice == MADV_UNMERGEABLE) {
-		if (!(*vm_flags & VM_MERGEABLE))
-			return 0;
-		if (vma->anon_vma) {
-			err = ksm_unmerge_range(vma, start, end, true);
-			if (err)
-				return err;
-		}
-		*vm_flags &= ~VM_MERGEABLE;
-	}
+	if (advice == MADV_MERGEABLE)
+		return ksm_madvise_merge(vma, vm_flags);
+	if (advice == MADV_UNMERGEABLE)
+		return ksm_madvise_unmerge(vma, start, end, vm_flags);
 	return 0;
 }
 EXPORT_SYMBOL_GPL(ksm_madvise);

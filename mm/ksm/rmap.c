@@ -195,9 +195,6 @@ fail:
  */
 long ksm_process_profit(struct mm_struct *mm)
 {
-	long saved = (long)(mm->ksm_merging_pages + mm_ksm_zero_pages(mm)) *
-		     PAGE_SIZE;
-
-	return saved - (long)(mm->ksm_rmap_items *
-			      sizeof(struct ksm_rmap_item));
+	return ksm_profit(mm->ksm_merging_pages + mm_ksm_zero_pages(mm),
+			  mm->ksm_rmap_items);
 }

@@ -307,9 +307,13 @@ static unsigned int ksm_scan_collect(struct ksm_page_batch *batch,
 	return 0;
 }
 
-/* Merge @item's @page into the KSM folio @kfolio and record it. */
-static int ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
-			 struct folio *kfolio)
+/*
+ * With @item's mmap_lock held, map @kpage in place of @page, or turn @page
+ * itself into a new KSM page when @kpage is NULL. On success the item pins
+ * its VMA's anon_vma: rmap walks of the KSM page go through it.
+ */
+static int ksm_item_merge(struct ksm_rmap_item *item, struct page *page,
+			  struct page *kpage)
 {
 	struct mm_struct *mm = item->mm;
 	struct vm_area_struct *vma;
@@ -318,42 +322,31 @@ static int ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
 	mmap_read_lock(mm);
 	vma = ksm_find_vma(mm, item->address);
 	if (vma)
-		err = ksm_merge_into(vma, page, &kfolio->page);
+		err = kpage ? ksm_merge_into(vma, page, kpage) :
+			      ksm_promote_page(vma, page);
 	if (!err) {
 		item->anon_vma = vma->anon_vma;
 		get_anon_vma(item->anon_vma);
 	}
 	mmap_read_unlock(mm);
-	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(page), item, mm,
-				      err);
+	return err;
+}
+
+/* Merge @item's @page into the KSM folio @kfolio and record it. */
+static int ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
+			 struct folio *kfolio)
+{
+	int err = ksm_item_merge(item, page, &kfolio->page);
+
+	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(page), item,
+				      item->mm, err);
 	if (err)
 		return err;
-
 	/* Our reference keeps migration away: the node cannot change. */
 	folio_lock(kfolio);
 	ksm_stable_add_item(ksm_folio_node(kfolio), item);
 	folio_unlock(kfolio);
 	return 0;
-}
-
-/* Turn @item's @page into a new KSM page and pin the item's anon_vma. */
-static int ksm_scan_promote(struct ksm_rmap_item *item, struct page *page)
-{
-	struct mm_struct *mm = item->mm;
-	struct vm_area_struct *vma;
-	int err = -EFAULT;
-
-	mmap_read_lock(mm);
-	vma = ksm_find_vma(mm, item->address);
-	if (vma)
-		err = ksm_promote_page(vma, page);
-	if (!err) {
-		item->anon_vma = vma->anon_vma;
-		get_anon_vma(item->anon_vma);
-	}
-	mmap_read_unlock(mm);
-	trace_ksm_merge_one_page(page_to_pfn(page), item, mm, err);
-	return err;
 }
 
 /* Undo a promotion nobody else joined: the lone KSM page must go. */
@@ -362,29 +355,6 @@ static void ksm_scan_unpromote(struct ksm_rmap_item *item)
 	put_anon_vma(item->anon_vma);
 	item->anon_vma = NULL;
 	ksm_unmerge_item(item);
-}
-
-/* Map @kpage at @tree_item's address in place of @tree_page. */
-static int ksm_scan_merge_tree_page(struct ksm_rmap_item *tree_item,
-				    struct page *tree_page, struct page *kpage)
-{
-	struct mm_struct *mm = tree_item->mm;
-	struct vm_area_struct *vma;
-	int err = -EFAULT;
-
-	mmap_read_lock(mm);
-	vma = ksm_find_vma(mm, tree_item->address);
-	if (vma)
-		err = ksm_merge_into(vma, tree_page, kpage);
-	if (!err) {
-		tree_item->anon_vma = vma->anon_vma;
-		get_anon_vma(tree_item->anon_vma);
-	}
-	mmap_read_unlock(mm);
-	trace_ksm_merge_with_ksm_page(page_folio(kpage),
-				      page_to_pfn(tree_page), tree_item, mm,
-				      err);
-	return err;
 }
 
 /*
@@ -405,7 +375,9 @@ static void ksm_scan_merge_pair(struct ksm_rmap_item *item, struct page *page,
 		put_page(tree_page);
 		tree_page = NULL;
 	}
-	if (ksm_scan_promote(item, page))
+	err = ksm_item_merge(item, page, NULL);
+	trace_ksm_merge_one_page(page_to_pfn(page), item, item->mm, err);
+	if (err)
 		goto out;
 	if (!tree_page)
 		tree_page = ksm_item_page(tree_item);
@@ -415,7 +387,9 @@ static void ksm_scan_merge_pair(struct ksm_rmap_item *item, struct page *page,
 	}
 
 	ksm_rmap_item_forget(tree_item);
-	err = ksm_scan_merge_tree_page(tree_item, tree_page, page);
+	err = ksm_item_merge(tree_item, tree_page, page);
+	trace_ksm_merge_with_ksm_page(page_folio(page), page_to_pfn(tree_page),
+				      tree_item, tree_item->mm, err);
 	kfolio = page_folio(page);
 	folio_lock(kfolio);
 	if (!err)
@@ -456,25 +430,27 @@ static int ksm_scan_merge_zero(struct ksm_rmap_item *item, struct page *page)
 /* Saturation value of ksm_rmap_item.skip_age (a 4-bit field). */
 #define KSM_SKIP_AGE_MAX	15
 
-/* Visits to skip after @age fruitless ones (smart scan). */
+/*
+ * Visits to skip after @age fruitless ones (smart scan): doubles every
+ * three fruitless visits, from 1 up to 8.
+ */
 static unsigned int ksm_skip_for_age(unsigned int age)
 {
-	if (age <= 3)
-		return 1;
-	if (age <= 5)
-		return 2;
-	if (age <= 8)
-		return 4;
-	return 8;
+	return 1U << min(age / 3, 3U);
 }
 
-/* Smart scan: should this visit be skipped? */
+/*
+ * Smart scan: should this visit be skipped? A skipped page is not read,
+ * but stays in the unstable tree under its last hash so that a twin
+ * appearing elsewhere still finds it.
+ */
 static bool ksm_scan_skip(struct ksm_rmap_item *item)
 {
 	if (!READ_ONCE(ksm_ctx.knobs.smart_scan) || !item->skip_left)
 		return false;
 	item->skip_left--;
 	ksm_ctx.stats.pages_skipped++;
+	ksm_unstable_keep(item);
 	return true;
 }
 

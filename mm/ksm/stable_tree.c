@@ -34,9 +34,24 @@ static struct ksm_stable_key *ksm_key_entry(struct rb_node *node)
 }
 
 /*
+ * Take a reference on @folio unless it is being freed. A zero refcount on
+ * a swap-cache folio may just be migration freezing it: wait that out.
+ */
+static bool ksm_folio_get_unless_freed(struct folio *folio)
+{
+	while (!folio_try_get(folio)) {
+		if (!folio_test_swapcache(folio))
+			return false;
+		cpu_relax();
+	}
+	return true;
+}
+
+/*
  * Return @node's folio with a reference, or NULL when the folio has gone
- * (the node is stale). Migration may be moving the folio meanwhile; it
- * publishes the new pfn before retiring the old folio's ->mapping.
+ * (the node is stale). A folio still points back to its node through
+ * ->mapping; migration publishes the new pfn before retiring the old
+ * folio's ->mapping, so a mismatch with an unchanged pfn means stale.
  */
 static struct folio *ksm_stable_folio_try(struct ksm_stable_node *node)
 {
@@ -44,27 +59,18 @@ static struct folio *ksm_stable_folio_try(struct ksm_stable_node *node)
 	struct folio *folio;
 	unsigned long kpfn;
 
-again:
-	kpfn = READ_ONCE(node->kpfn);
-	folio = pfn_folio(kpfn);
-	if (READ_ONCE(folio->mapping) != expected)
-		goto check_moved;
-
-	/* A zero refcount with swapcache set may be migration's freeze. */
-	while (!folio_try_get(folio)) {
-		if (!folio_test_swapcache(folio))
-			goto check_moved;
-		cpu_relax();
-	}
-	if (READ_ONCE(folio->mapping) == expected)
-		return folio;
-	folio_put(folio);
-
-check_moved:
-	/* Pairs with smp_wmb() in folio_migrate_ksm(). */
-	smp_rmb();
-	if (READ_ONCE(node->kpfn) != kpfn)
-		goto again;
+	do {
+		kpfn = READ_ONCE(node->kpfn);
+		folio = pfn_folio(kpfn);
+		if (READ_ONCE(folio->mapping) == expected &&
+		    ksm_folio_get_unless_freed(folio)) {
+			if (READ_ONCE(folio->mapping) == expected)
+				return folio;
+			folio_put(folio);
+		}
+		/* Pairs with smp_wmb() in folio_migrate_ksm(). */
+		smp_rmb();
+	} while (READ_ONCE(node->kpfn) != kpfn);
 	return NULL;
 }
 

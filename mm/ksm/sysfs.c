@@ -28,7 +28,81 @@ static ssize_t _name##_show(struct kobject *kobj,			\
 }									\
 KSM_ATTR_RO(_name)
 
-/* run directory */
+/* plain tunables */
+
+/**
+ * struct ksm_knob_attr - a tunable that is a plain number or boolean
+ * @attr: the sysfs attribute.
+ * @number: the value, for numbers (parsed as unsigned int).
+ * @flag: the value, for booleans (parsed by kstrtobool()).
+ * @advisor_owned: refused with -EINVAL while the advisor is on.
+ * @wake_ksmd: ksmd must act on a new value at once.
+ */
+struct ksm_knob_attr {
+	struct kobj_attribute attr;
+	unsigned int *number;
+	bool *flag;
+	bool advisor_owned;
+	bool wake_ksmd;
+};
+
+static struct ksm_knob_attr *to_knob(struct kobj_attribute *attr)
+{
+	return container_of(attr, struct ksm_knob_attr, attr);
+}
+
+static ssize_t ksm_knob_show(struct kobject *kobj,
+			     struct kobj_attribute *attr, char *buf)
+{
+	struct ksm_knob_attr *knob = to_knob(attr);
+
+	return sysfs_emit(buf, "%u\n", knob->flag ? READ_ONCE(*knob->flag) :
+					READ_ONCE(*knob->number));
+}
+
+static ssize_t ksm_knob_store(struct kobject *kobj,
+			      struct kobj_attribute *attr,
+			      const char *buf, size_t count)
+{
+	struct ksm_knob_attr *knob = to_knob(attr);
+	unsigned int number;
+	bool flag;
+
+	if (knob->advisor_owned &&
+	    READ_ONCE(ksm_advisor.mode) != KSM_ADVISOR_NONE)
+		return -EINVAL;
+	if (knob->flag) {
+		if (kstrtobool(buf, &flag))
+			return -EINVAL;
+		WRITE_ONCE(*knob->flag, flag);
+	} else {
+		if (kstrtouint(buf, 10, &number))
+			return -EINVAL;
+		WRITE_ONCE(*knob->number, number);
+	}
+	if (knob->wake_ksmd)
+		ksm_wake_thread();
+	return count;
+}
+
+#define KSM_KNOB(_name, _field, ...)					\
+static struct ksm_knob_attr _name##_knob = {				\
+	.attr = __ATTR(_name, 0644, ksm_knob_show, ksm_knob_store),	\
+	_field,								\
+	__VA_ARGS__							\
+}
+
+/* The advisor owns pages_to_scan while it runs. */
+KSM_KNOB(pages_to_scan, .number = &ksm_ctx.knobs.pages_to_scan,
+	 .advisor_owned = true);
+KSM_KNOB(sleep_millisecs, .number = &ksm_ctx.knobs.sleep_millisecs,
+	 .wake_ksmd = true);
+KSM_KNOB(stable_node_chains_prune_millisecs,
+	 .number = &ksm_ctx.knobs.prune_millisecs);
+KSM_KNOB(use_zero_pages, .flag = &ksm_ctx.knobs.use_zero_pages);
+KSM_KNOB(smart_scan, .flag = &ksm_ctx.knobs.smart_scan);
+
+/* run control */
 
 static ssize_t run_show(struct kobject *kobj, struct kobj_attribute *attr,
 			char *buf)
@@ -48,49 +122,6 @@ static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
 	return err ? err : count;
 }
 KSM_ATTR_RW(run);
-
-static ssize_t pages_to_scan_show(struct kobject *kobj,
-				  struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%u\n", READ_ONCE(ksm_ctx.knobs.pages_to_scan));
-}
-
-static ssize_t pages_to_scan_store(struct kobject *kobj,
-				   struct kobj_attribute *attr,
-				   const char *buf, size_t count)
-{
-	unsigned int pages;
-
-	/* The advisor owns the value while it runs. */
-	if (READ_ONCE(ksm_advisor.mode) != KSM_ADVISOR_NONE)
-		return -EINVAL;
-	if (kstrtouint(buf, 10, &pages))
-		return -EINVAL;
-	WRITE_ONCE(ksm_ctx.knobs.pages_to_scan, pages);
-	return count;
-}
-KSM_ATTR_RW(pages_to_scan);
-
-static ssize_t sleep_millisecs_show(struct kobject *kobj,
-				    struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%u\n",
-			  READ_ONCE(ksm_ctx.knobs.sleep_millisecs));
-}
-
-static ssize_t sleep_millisecs_store(struct kobject *kobj,
-				     struct kobj_attribute *attr,
-				     const char *buf, size_t count)
-{
-	unsigned int msecs;
-
-	if (kstrtouint(buf, 10, &msecs))
-		return -EINVAL;
-	WRITE_ONCE(ksm_ctx.knobs.sleep_millisecs, msecs);
-	ksm_wake_thread();
-	return count;
-}
-KSM_ATTR_RW(sleep_millisecs);
 
 /* merging policy */
 
@@ -117,25 +148,6 @@ static ssize_t merge_across_nodes_store(struct kobject *kobj,
 }
 KSM_ATTR_RW(merge_across_nodes);
 
-static ssize_t use_zero_pages_show(struct kobject *kobj,
-				   struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%u\n", READ_ONCE(ksm_ctx.knobs.use_zero_pages));
-}
-
-static ssize_t use_zero_pages_store(struct kobject *kobj,
-				    struct kobj_attribute *attr,
-				    const char *buf, size_t count)
-{
-	bool value;
-
-	if (kstrtobool(buf, &value))
-		return -EINVAL;
-	WRITE_ONCE(ksm_ctx.knobs.use_zero_pages, value);
-	return count;
-}
-KSM_ATTR_RW(use_zero_pages);
-
 static ssize_t max_page_sharing_show(struct kobject *kobj,
 				     struct kobj_attribute *attr, char *buf)
 {
@@ -158,47 +170,6 @@ static ssize_t max_page_sharing_store(struct kobject *kobj,
 	return err ? err : count;
 }
 KSM_ATTR_RW(max_page_sharing);
-
-static ssize_t stable_node_chains_prune_millisecs_show(struct kobject *kobj,
-						       struct kobj_attribute *attr,
-						       char *buf)
-{
-	return sysfs_emit(buf, "%u\n",
-			  READ_ONCE(ksm_ctx.knobs.prune_millisecs));
-}
-
-static ssize_t stable_node_chains_prune_millisecs_store(struct kobject *kobj,
-							struct kobj_attribute *attr,
-							const char *buf,
-							size_t count)
-{
-	unsigned int msecs;
-
-	if (kstrtouint(buf, 10, &msecs))
-		return -EINVAL;
-	WRITE_ONCE(ksm_ctx.knobs.prune_millisecs, msecs);
-	return count;
-}
-KSM_ATTR_RW(stable_node_chains_prune_millisecs);
-
-static ssize_t smart_scan_show(struct kobject *kobj,
-			       struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%u\n", READ_ONCE(ksm_ctx.knobs.smart_scan));
-}
-
-static ssize_t smart_scan_store(struct kobject *kobj,
-				struct kobj_attribute *attr,
-				const char *buf, size_t count)
-{
-	bool value;
-
-	if (kstrtobool(buf, &value))
-		return -EINVAL;
-	WRITE_ONCE(ksm_ctx.knobs.smart_scan, value);
-	return count;
-}
-KSM_ATTR_RW(smart_scan);
 
 /* advisor */
 
@@ -280,50 +251,48 @@ static ssize_t pages_volatile_show(struct kobject *kobj,
 }
 KSM_ATTR_RO(pages_volatile);
 
-static ssize_t ksm_zero_pages_show(struct kobject *kobj,
-				   struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%ld\n", atomic_long_read(&ksm_zero_pages));
-}
-KSM_ATTR_RO(ksm_zero_pages);
+/* A read-only file showing one signed long. */
+#define KSM_SIGNED_COUNTER(_name, _value)				\
+static ssize_t _name##_show(struct kobject *kobj,			\
+			    struct kobj_attribute *attr, char *buf)	\
+{									\
+	return sysfs_emit(buf, "%ld\n", (long)(_value));		\
+}									\
+KSM_ATTR_RO(_name)
 
-static ssize_t general_profit_show(struct kobject *kobj,
-				   struct kobj_attribute *attr, char *buf)
-{
-	long saved = (long)(ksm_ctx.stats.pages_sharing +
-			    atomic_long_read(&ksm_zero_pages)) * PAGE_SIZE;
-	long cost = (long)(ksm_ctx.stats.rmap_items *
-			   sizeof(struct ksm_rmap_item));
+/* Zero pages KSM mapped, and the net saving they are part of. */
+KSM_SIGNED_COUNTER(ksm_zero_pages, atomic_long_read(&ksm_zero_pages));
+KSM_SIGNED_COUNTER(general_profit,
+		   ksm_profit(ksm_ctx.stats.pages_sharing +
+			      atomic_long_read(&ksm_zero_pages),
+			      ksm_ctx.stats.rmap_items));
 
-	return sysfs_emit(buf, "%ld\n", saved - cost);
-}
-KSM_ATTR_RO(general_profit);
-
+/* Tunables first, in the order of the admin guide, then counters. */
 static struct attribute *ksm_attrs[] = {
-	&sleep_millisecs_attr.attr,
-	&pages_to_scan_attr.attr,
 	&run_attr.attr,
-	&pages_scanned_attr.attr,
-	&pages_shared_attr.attr,
-	&pages_sharing_attr.attr,
-	&pages_unshared_attr.attr,
-	&pages_volatile_attr.attr,
-	&pages_skipped_attr.attr,
-	&ksm_zero_pages_attr.attr,
-	&full_scans_attr.attr,
+	&pages_to_scan_knob.attr.attr,
+	&sleep_millisecs_knob.attr.attr,
 	&merge_across_nodes_attr.attr,
+	&use_zero_pages_knob.attr.attr,
 	&max_page_sharing_attr.attr,
-	&stable_node_chains_attr.attr,
-	&stable_node_dups_attr.attr,
-	&stable_node_chains_prune_millisecs_attr.attr,
-	&use_zero_pages_attr.attr,
-	&general_profit_attr.attr,
-	&smart_scan_attr.attr,
+	&stable_node_chains_prune_millisecs_knob.attr.attr,
+	&smart_scan_knob.attr.attr,
 	&advisor_mode_attr.attr,
 	&advisor_max_cpu_attr.attr,
 	&advisor_min_pages_to_scan_attr.attr,
 	&advisor_max_pages_to_scan_attr.attr,
 	&advisor_target_scan_time_attr.attr,
+	&pages_shared_attr.attr,
+	&pages_sharing_attr.attr,
+	&pages_unshared_attr.attr,
+	&pages_volatile_attr.attr,
+	&pages_skipped_attr.attr,
+	&pages_scanned_attr.attr,
+	&full_scans_attr.attr,
+	&ksm_zero_pages_attr.attr,
+	&stable_node_chains_attr.attr,
+	&stable_node_dups_attr.attr,
+	&general_profit_attr.attr,
 	NULL,
 };
 

@@ -126,6 +126,25 @@ static void ksm_unstable_insert(struct rb_root *root,
 }
 
 /**
+ * ksm_unstable_keep() - keep a page smart scan skips findable by others
+ * @item: an item in state KSM_ITEM_NEW whose ->hash and ->nid are from
+ *        its previous visit.
+ *
+ * The page is not read; it goes back into this pass's tree under its old
+ * hash, so pages visited later can still find it. A page that changed
+ * meanwhile only costs a failed compare.
+ *
+ * Context: ksm_ctx.lock held.
+ */
+void ksm_unstable_keep(struct ksm_rmap_item *item)
+{
+	ksm_assert_locked();
+	if (item->hashed && item->nid < ksm_ctx.nr_trees)
+		ksm_unstable_insert(&ksm_ctx.unstable_roots[item->nid], item,
+				    item->nid);
+}
+
+/**
  * ksm_unstable_find_or_insert() - find a twin of a page, or wait for one
  * @item: the page's item, state KSM_ITEM_NEW, ->hash up to date.
  * @page: the page, referenced by the caller.

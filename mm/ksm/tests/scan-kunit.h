@@ -26,7 +26,7 @@ static void ksm_scan_test_settled(struct kunit *test)
 /* Skips grow with fruitless visits and saturate; a change resets them. */
 static void ksm_scan_test_skip_growth(struct kunit *test)
 {
-	static const unsigned int want[] = { 1, 1, 1, 2, 2, 4, 4, 4, 8, 8 };
+	static const unsigned int want[] = { 1, 1, 2, 2, 2, 4, 4, 4, 8, 8 };
 	struct ksm_rmap_item item = {};
 	int i;
 
@@ -58,10 +58,14 @@ static void ksm_scan_test_skip(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, ksm_scan_skip(&item));
 	KUNIT_EXPECT_EQ(test, (unsigned int)item.skip_left, 2U);
 
+	/* The item was never hashed, so no tree is touched. */
 	ksm_ctx.knobs.smart_scan = true;
+	mutex_lock(&ksm_ctx.lock);
 	KUNIT_EXPECT_TRUE(test, ksm_scan_skip(&item));
 	KUNIT_EXPECT_TRUE(test, ksm_scan_skip(&item));
 	KUNIT_EXPECT_FALSE(test, ksm_scan_skip(&item));
+	mutex_unlock(&ksm_ctx.lock);
+	KUNIT_EXPECT_EQ(test, (int)item.state, KSM_ITEM_NEW);
 	KUNIT_EXPECT_EQ(test, ksm_ctx.stats.pages_skipped, skipped + 2);
 
 	ksm_ctx.stats.pages_skipped = skipped;

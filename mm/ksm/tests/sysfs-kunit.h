@@ -25,9 +25,9 @@ static void ksm_sysfs_test_rejects(struct kunit *test)
 	int i;
 
 	for (i = 0; i < ARRAY_SIZE(bad_uint); i++) {
-		KUNIT_EXPECT_EQ(test, ksm_test_store(&pages_to_scan_attr,
+		KUNIT_EXPECT_EQ(test, ksm_test_store(&pages_to_scan_knob.attr,
 						     bad_uint[i]), -EINVAL);
-		KUNIT_EXPECT_EQ(test, ksm_test_store(&sleep_millisecs_attr,
+		KUNIT_EXPECT_EQ(test, ksm_test_store(&sleep_millisecs_knob.attr,
 						     bad_uint[i]), -EINVAL);
 		KUNIT_EXPECT_EQ(test, ksm_test_store(&run_attr, bad_uint[i]),
 				-EINVAL);
@@ -39,9 +39,9 @@ static void ksm_sysfs_test_rejects(struct kunit *test)
 			-EINVAL);
 	KUNIT_EXPECT_EQ(test, ksm_test_store(&merge_across_nodes_attr, "2"),
 			-EINVAL);
-	KUNIT_EXPECT_EQ(test, ksm_test_store(&use_zero_pages_attr, "maybe"),
+	KUNIT_EXPECT_EQ(test, ksm_test_store(&use_zero_pages_knob.attr, "maybe"),
 			-EINVAL);
-	KUNIT_EXPECT_EQ(test, ksm_test_store(&smart_scan_attr, "2"), -EINVAL);
+	KUNIT_EXPECT_EQ(test, ksm_test_store(&smart_scan_knob.attr, "2"), -EINVAL);
 	KUNIT_EXPECT_EQ(test, ksm_test_store(&advisor_mode_attr, "fast"),
 			-EINVAL);
 	KUNIT_EXPECT_EQ(test, ksm_test_store(&advisor_target_scan_time_attr,
@@ -59,7 +59,7 @@ static void ksm_sysfs_test_advisor_owns_pages(struct kunit *test)
 	unsigned int pages = ksm_ctx.knobs.pages_to_scan;
 
 	ksm_advisor.mode = KSM_ADVISOR_SCAN_TIME;
-	KUNIT_EXPECT_EQ(test, ksm_test_store(&pages_to_scan_attr, "100"),
+	KUNIT_EXPECT_EQ(test, ksm_test_store(&pages_to_scan_knob.attr, "100"),
 			-EINVAL);
 	KUNIT_EXPECT_EQ(test, ksm_ctx.knobs.pages_to_scan, pages);
 	ksm_advisor = saved;
