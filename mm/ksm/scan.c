@@ -332,30 +332,40 @@ static int ksm_item_merge(struct ksm_rmap_item *item, struct page *page,
 	return err;
 }
 
-/* Merge @item's @page into the KSM folio @kfolio and record it. */
-static int ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
-			 struct folio *kfolio)
-{
-	int err = ksm_item_merge(item, page, &kfolio->page);
-
-	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(page), item,
-				      item->mm, err);
-	if (err)
-		return err;
-	/* Our reference keeps migration away: the node cannot change. */
-	folio_lock(kfolio);
-	ksm_stable_add_item(ksm_folio_node(kfolio), item);
-	folio_unlock(kfolio);
-	return 0;
-}
-
-/* Undo a promotion nobody else joined: the lone KSM page must go. */
-static void ksm_scan_unpromote(struct ksm_rmap_item *item)
+/* Undo a merge nobody records: a KSM page nobody tracks must go. */
+static void ksm_scan_unmerge(struct ksm_rmap_item *item)
 {
 	put_anon_vma(item->anon_vma);
 	item->anon_vma = NULL;
 	ksm_unmerge_item(item);
 }
+
+/* Merge @item's @page into the KSM folio @kfolio and record it. */
+static int ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
+			 struct folio *kfolio)
+{
+	int err = ksm_item_merge(item, page, &kfolio->page);
+	struct ksm_stable_node *node;
+
+	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(page), item,
+				      item->mm, err);
+	if (err)
+		return err;
+	/*
+	 * ksm_stable_lookup() made sure migration will see our reference,
+	 * so the node cannot change; if it did anyway, undo the merge.
+	 */
+	folio_lock(kfolio);
+	node = ksm_folio_node(kfolio);
+	if (node)
+		ksm_stable_add_item(node, item);
+	folio_unlock(kfolio);
+	if (node)
+		return 0;
+	ksm_scan_unmerge(item);
+	return -EAGAIN;
+}
+
 
 /*
  * Merge @page with its unstable twin into a new KSM page. Consumes the
@@ -382,7 +392,7 @@ static void ksm_scan_merge_pair(struct ksm_rmap_item *item, struct page *page,
 	if (!tree_page)
 		tree_page = ksm_item_page(tree_item);
 	if (!tree_page) {
-		ksm_scan_unpromote(item);
+		ksm_scan_unmerge(item);
 		return;
 	}
 
@@ -400,9 +410,9 @@ static void ksm_scan_merge_pair(struct ksm_rmap_item *item, struct page *page,
 	}
 	folio_unlock(kfolio);
 	if (!node) {
-		ksm_scan_unpromote(item);
+		ksm_scan_unmerge(item);
 		if (!err)
-			ksm_scan_unpromote(tree_item);
+			ksm_scan_unmerge(tree_item);
 	}
 out:
 	if (tree_page)

@@ -234,6 +234,29 @@ again:
 	return NULL;
 }
 
+/*
+ * Like ksm_stable_folio_try(), but also make sure migration is not moving
+ * the folio right now: migration holds the folio lock while it moves the
+ * data and only then retires the old folio's ->mapping. Once we have taken
+ * and dropped the lock with ->mapping still pointing at @node, a migration
+ * still to come will see our reference and back off.
+ */
+static struct folio *ksm_stable_folio_settled(struct ksm_stable_node *node)
+{
+	struct folio *folio;
+
+	while ((folio = ksm_stable_folio_try(node))) {
+		folio_lock(folio);
+		if (ksm_folio_node(folio) == node) {
+			folio_unlock(folio);
+			return folio;
+		}
+		folio_unlock(folio);
+		folio_put(folio);
+	}
+	return NULL;
+}
+
 /* A live copy of @key with room for one more mapper, on the right node. */
 static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
 				       struct page *page)
@@ -243,7 +266,7 @@ static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
 	struct folio *folio;
 
 	list_for_each_entry_safe(node, tmp, &key->copies, copy_link) {
-		folio = ksm_stable_folio_try(node);
+		folio = ksm_stable_folio_settled(node);
 		if (!folio) {
 			ksm_stable_node_free(node);
 			continue;
