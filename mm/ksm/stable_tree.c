@@ -74,6 +74,28 @@ static struct folio *ksm_stable_folio_try(struct ksm_stable_node *node)
 	return NULL;
 }
 
+/*
+ * Return @node's folio referenced and locked, or NULL when it is stale.
+ * Migration holds the folio lock while it moves the data and retires the
+ * old folio's ->mapping only then: a folio that stopped pointing to @node
+ * while we waited for its lock was migrated, so look again at the new pfn.
+ * Once we hold the lock with ->mapping still pointing to @node, a
+ * migration yet to come will see our reference and back off.
+ */
+static struct folio *ksm_stable_folio_lock(struct ksm_stable_node *node)
+{
+	struct folio *folio;
+
+	while ((folio = ksm_stable_folio_try(node))) {
+		folio_lock(folio);
+		if (ksm_folio_node(folio) == node)
+			return folio;
+		folio_unlock(folio);
+		folio_put(folio);
+	}
+	return NULL;
+}
+
 /* Undo what joining @node did to the accounting of one mapper. */
 static void ksm_stable_account_leave(struct ksm_stable_node *node,
 				     struct ksm_rmap_item *item)
@@ -147,15 +169,7 @@ struct folio *ksm_stable_folio_get(struct ksm_stable_node *node, bool lock)
 	struct folio *folio;
 
 	ksm_assert_locked();
-	folio = ksm_stable_folio_try(node);
-	if (folio && lock) {
-		folio_lock(folio);
-		if (ksm_folio_node(folio) != node) {
-			folio_unlock(folio);
-			folio_put(folio);
-			folio = NULL;
-		}
-	}
+	folio = lock ? ksm_stable_folio_lock(node) : ksm_stable_folio_try(node);
 	if (!folio) {
 		ksm_stable_node_free(node);
 		ksm_key_free_if_empty(key);
@@ -234,29 +248,6 @@ again:
 	return NULL;
 }
 
-/*
- * Like ksm_stable_folio_try(), but also make sure migration is not moving
- * the folio right now: migration holds the folio lock while it moves the
- * data and only then retires the old folio's ->mapping. Once we have taken
- * and dropped the lock with ->mapping still pointing at @node, a migration
- * still to come will see our reference and back off.
- */
-static struct folio *ksm_stable_folio_settled(struct ksm_stable_node *node)
-{
-	struct folio *folio;
-
-	while ((folio = ksm_stable_folio_try(node))) {
-		folio_lock(folio);
-		if (ksm_folio_node(folio) == node) {
-			folio_unlock(folio);
-			return folio;
-		}
-		folio_unlock(folio);
-		folio_put(folio);
-	}
-	return NULL;
-}
-
 /* A live copy of @key with room for one more mapper, on the right node. */
 static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
 				       struct page *page)
@@ -266,11 +257,12 @@ static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
 	struct folio *folio;
 
 	list_for_each_entry_safe(node, tmp, &key->copies, copy_link) {
-		folio = ksm_stable_folio_settled(node);
+		folio = ksm_stable_folio_lock(node);
 		if (!folio) {
 			ksm_stable_node_free(node);
 			continue;
 		}
+		folio_unlock(folio);
 		/* A forked KSM page is already merged with itself. */
 		if (folio == page_folio(page))
 			return folio;
@@ -419,14 +411,11 @@ void ksm_stable_remove_item(struct ksm_rmap_item *item)
  */
 static int ksm_stable_node_retire(struct ksm_stable_node *node)
 {
-	struct folio *folio = ksm_stable_folio_try(node);
+	struct folio *folio = ksm_stable_folio_lock(node);
 	int err = 0;
 
 	if (!folio)
 		goto free;
-	folio_lock(folio);
-	if (ksm_folio_node(folio) != node)
-		goto unlock;
 	if (folio_mapped(folio)) {
 		err = -EBUSY;
 		goto unlock;
