@@ -13,6 +13,8 @@ set -euo pipefail
 
 VARIANT=${1:?usage: $0 VARIANT}
 is_ours "$VARIANT" || true
+ARGS_FOR_LOCK=$VARIANT
+lock "initramfs-$VARIANT"
 
 WITH_OURS=0
 if is_ours "$VARIANT" || [[ ${OURTESTS:-0} == 1 ]]; then

@@ -10,12 +10,16 @@ set -euo pipefail
 
 VARIANT=${1:?usage: $0 ksm|ksm-debug|stock|stock-debug}
 is_ours "$VARIANT" || true # validates the name
+ARGS_FOR_LOCK=$VARIANT
+lock "obj-$VARIANT"
 
 if is_ours "$VARIANT"; then
 	"$REPO/scripts/prepare-source.sh" overlay
 else
 	"$REPO/scripts/prepare-source.sh" pristine
 fi
+# Keep the source tree stable while we configure and build from it.
+is_ours "$VARIANT" && lock src shared
 TREE=$(src_tree "$VARIANT")
 OBJ=$BUILD/obj/$VARIANT
 OUT=$BUILD/$VARIANT
@@ -148,6 +152,11 @@ if ! "${KMAKE[@]}" -j"$NPROC" bzImage >"$LOG" 2>&1; then
 	echo "-----" >&2
 	die "kernel build failed for $VARIANT (log: build/logs/$VARIANT-build.log)"
 fi
-write_if_changed "$OBJ/arch/x86/boot/bzImage" "$OUT/bzImage" || true
-write_if_changed "$OBJ/.config" "$OUT/kernel.config" || true
+# Replace atomically: a concurrent boot may be reading the old one.
+for pair in "arch/x86/boot/bzImage:bzImage" ".config:kernel.config"; do
+	if ! cmp -s "$OBJ/${pair%%:*}" "$OUT/${pair#*:}"; then
+		cp "$OBJ/${pair%%:*}" "$OUT/${pair#*:}.tmp"
+		mv "$OUT/${pair#*:}.tmp" "$OUT/${pair#*:}"
+	fi
+done
 info "built build/$VARIANT/bzImage ($VERSION) in $((SECONDS - start))s"

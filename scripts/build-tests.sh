@@ -11,6 +11,7 @@ set -euo pipefail
 WITH_OURS=0
 [[ ${1:-} == --ours ]] && WITH_OURS=1
 
+lock tests
 "$REPO/scripts/prepare-source.sh" pristine
 
 # install_headers TREE NAME: make headers_install into build/NAME; touch
@@ -36,6 +37,7 @@ if [[ $WITH_OURS == 1 ]]; then
 	# Prefer the overlay's headers so our tests see our uapi additions.
 	if [[ -d $REPO/mm/ksm && -f $REPO/Kconfig.ksm ]]; then
 		"$REPO/scripts/prepare-source.sh" overlay >/dev/null
+		lock src shared
 		install_headers "$OVERLAY" uapi-ksm
 		OURS_UAPI=$BUILD/uapi-ksm/include
 	fi

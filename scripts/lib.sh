@@ -75,4 +75,22 @@ hash_files() {
 	done | sha256sum | cut -d' ' -f1
 }
 
+# lock NAME [shared]: hold a lock on build/locks/NAME.lock until this
+# script exits, so that concurrent harness runs in one build directory
+# (several developers, a helper's "make check" next to "make demo") do not
+# rebuild a tree under a running build or overwrite each other's logs.
+# Waits, saying for whom, when another run holds it.
+lock() {
+	local name=$1 mode=-x fd f
+	[[ ${2:-} == shared ]] && mode=-s
+	mkdir -p "$BUILD/locks"
+	f=$BUILD/locks/$name.lock
+	exec {fd}>>"$f"
+	if ! flock -n $mode "$fd"; then
+		echo "==> waiting for lock '$name' (held by: $(tail -n1 "$f.owner" 2>/dev/null || echo unknown))"
+		flock $mode "$fd"
+	fi
+	echo "pid $$ $(date +%T): $(basename "$0") ${ARGS_FOR_LOCK:-}" >>"$f.owner"
+}
+
 NPROC=$(nproc)

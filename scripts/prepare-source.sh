@@ -168,6 +168,7 @@ prepare_overlay() {
 	info "overlay build/src/ksm: $n files of ours ($changed written), $(kernel_version "$OVERLAY")"
 }
 
+lock src
 case ${1:-} in
 pristine) prepare_pristine ;;
 overlay) prepare_overlay ;;

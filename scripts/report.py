@@ -187,7 +187,7 @@ def parse_markers(lines):
             begun = True
         elif tag == "KSMTEST-DONE":
             done = True
-        elif tag == "KSMTEST-ERROR":
+        elif tag in ("KSMTEST-ERROR", "KSMTEST-ABORT"):
             errors.append(line)
     return results, rcs, begun, done, errors, flaky
 
@@ -274,7 +274,7 @@ def check(args):
         else:
             problems.append("guest died before finishing (KSMTEST-DONE missing)")
     for e in errors:
-        problems.append("guest error: " + e)
+        problems.append("guest: " + e)
     if not kunit and not results and done:
         if args.only:
             problems.append("ONLY=%s matched no test" % args.only)

@@ -24,6 +24,9 @@ set -euo pipefail
 VARIANT=${1:?usage: $0 VARIANT MODE}
 MODE=${2:?usage: $0 VARIANT MODE}
 is_ours "$VARIANT" || true
+# One run per log file at a time (another "make check" would clobber it).
+ARGS_FOR_LOCK="$VARIANT $MODE"
+lock "run-$VARIANT-$MODE"
 
 KERNEL=${KERNEL:-$BUILD/$VARIANT/bzImage}
 INITRD=${INITRD:-$BUILD/initramfs-$VARIANT.cpio.gz}

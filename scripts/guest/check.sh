@@ -8,6 +8,7 @@
 #   KSMTEST <suite> <test name> PASS|FAIL|SKIP
 #   KSMTEST-RC <suite> <run> rc=<exit code> time=<seconds>[ timeout]
 #   KSMTEST-DONE
+#   KSMTEST-ABORT <reason>     (kernel oops / hung test: the run stops)
 #
 # Parameters (kernel command line, see guest-init.sh):
 #   ksm.only=PAT[,PAT...]   run only suites/tests matching a shell glob
@@ -58,44 +59,92 @@ ksm_set() {
 		echo "harness: WARNING: cannot set $KSM/$1 to $2"
 }
 
+# wait_file FILE SECS: wait up to SECS for FILE to appear.
+wait_file() {
+	n=$(($2 * 5))
+	while [ ! -e "$1" ]; do
+		[ "$n" -le 0 ] && return 1
+		n=$((n - 1))
+		sleep 0.2
+	done
+	return 0
+}
+
+# abort REASON: the guest cannot go on (kernel oops, unkillable test, KSM
+# wedged): say so and end the run; /init powers off.
+abort() {
+	mark "KSMTEST-ABORT $*"
+	echo "harness: ABORT: $*; last kernel messages:"
+	dmesg | tail -n 40
+	exit 1
+}
+
+# An oops (taint bit 7, 'D') usually leaves locks held: later tests would
+# only hang, so stop here; the host reports the splat.
+check_taint() {
+	t=$(cat /proc/sys/kernel/tainted 2>/dev/null || echo 0)
+	[ $((t & 128)) = 0 ] || abort "kernel oops (tainted=$t)"
+}
+
 # Reset KSM to a known state: unmerge everything, restore the 6.12
-# defaults, leave it stopped (the tests start it themselves).
+# defaults, leave it stopped (the tests start it themselves).  Runs under
+# a watchdog: writing run=2 blocks forever if KSM is wedged.
 reset_ksm() {
 	[ -d $KSM ] || return 0
-	ksm_set run 2
-	ksm_set advisor_mode none
-	ksm_set pages_to_scan 100
-	ksm_set sleep_millisecs 20
-	ksm_set max_page_sharing 256
-	ksm_set merge_across_nodes 1
-	ksm_set use_zero_pages 0
-	ksm_set stable_node_chains_prune_millisecs 2000
-	ksm_set smart_scan 1
-	ksm_set run 0
+	rm -f /tmp/reset.done
+	(
+		ksm_set run 2
+		ksm_set advisor_mode none
+		ksm_set pages_to_scan 100
+		ksm_set sleep_millisecs 20
+		ksm_set max_page_sharing 256
+		ksm_set merge_across_nodes 1
+		ksm_set use_zero_pages 0
+		ksm_set stable_node_chains_prune_millisecs 2000
+		ksm_set smart_scan 1
+		ksm_set run 0
+		: >/tmp/reset.done
+	) &
+	wait_file /tmp/reset.done 180 || abort "KSM reset (echo 2 > $KSM/run ...) hung for 180s"
+	wait $!
 }
 
 # run_bin OUTFILE BINARY [ARGS...]: run from the binary's directory (as the
 # kselftest runner does; ksm_functional_tests execs ./ksm_functional_tests)
-# with the per-test timeout, output to the console and OUTFILE; sets RC,
-# DUR, TIMEDOUT.
+# under a watchdog of $T seconds, output to OUTFILE then the console; sets
+# RC, DUR, TIMEDOUT.  The watchdog does not wait for the test to exit (a
+# task stuck in the kernel cannot be killed): TERM, then KILL, then abort.
 run_bin() {
 	out=$1
 	shift
 	echo "harness: run: $*"
+	name=$(basename "$1")
 	start=$(date +%s)
 	rm -f /tmp/rc
+	: >"$out"
 	(
 		cd "$(dirname "$1")" || { echo 126 >/tmp/rc; exit 1; }
-		timeout -s TERM -k 10 "$T" "$@"
+		"$@" >>"$out" 2>&1 </dev/null
 		echo $? >/tmp/rc
-	) 2>&1 | tee "$out"
+	) &
+	runner=$!
+	TIMEDOUT=
+	if ! wait_file /tmp/rc "$T"; then
+		TIMEDOUT=" timeout"
+		cat "$out"
+		echo "harness: TIMEOUT after ${T}s: $*"
+		killall -TERM "$name" 2>/dev/null
+		if ! wait_file /tmp/rc 10; then
+			killall -KILL "$name" 2>/dev/null
+			wait_file /tmp/rc 30 || abort "test hung in the kernel, unkillable after ${T}s: $*"
+		fi
+	else
+		cat "$out"
+	fi
+	wait $runner
 	RC=$(cat /tmp/rc 2>/dev/null || echo 255)
 	DUR=$(($(date +%s) - start))
-	TIMEDOUT=
-	if [ "$DUR" -ge "$T" ] && [ "$RC" -ge 124 ]; then
-		TIMEDOUT=" timeout"
-		echo "harness: TIMEOUT after ${T}s: $*"
-	fi
+	check_taint
 }
 
 # tap_results SUITE OUTFILE: one marker per top-level TAP result.
