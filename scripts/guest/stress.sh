@@ -1,0 +1,177 @@
+#!/bin/sh
+# ksm.harness=stress: run ksm_stress_test for a long time (make stress).
+#
+# Kernel command line (see guest-init.sh):
+#   ksm.duration=SECONDS    how long to stress (default 600)
+#   ksm.phases=P[,P...]     only these phases (ksm_stress_test -l lists them)
+#
+# Sets KSM to full speed, runs /tests/ours/ksm_stress_test -d SECONDS and
+# turns its TAP results into the same marker lines as check.sh:
+#
+#   KSMTEST ksm_stress_test <test name> PASS|FAIL|SKIP
+#   KSMTEST-RC ksm_stress_test stress rc=<exit code> time=<seconds>[ timeout]
+#   KSMTEST-DONE
+#
+# on the console and on the results channel /dev/ttyS1.  A kernel splat
+# in dmesg during the run adds "KSMTEST ksm_stress_test kernel_log FAIL".
+
+DUR=${KSM_DURATION:-600}
+PHASES=${KSM_PHASES:-}
+KSM=/sys/kernel/mm/ksm
+BIN=/tests/ours/ksm_stress_test
+SUITE=ksm_stress_test
+
+case $DUR in
+'' | *[!0-9]*)
+	echo "harness: ksm.duration must be a number of seconds (got '$DUR'), using 600"
+	DUR=600
+	;;
+esac
+
+if [ -c /dev/ttyS1 ]; then
+	stty -F /dev/ttyS1 raw -echo 2>/dev/null
+	exec 3>/dev/ttyS1
+else
+	exec 3>/dev/null
+fi
+
+mark() {
+	echo "$*"
+	echo "$*" >&3
+}
+
+ksm_set() {
+	[ -e "$KSM/$1" ] || return 0
+	echo "$2" >"$KSM/$1" 2>/dev/null ||
+		echo "harness: WARNING: cannot set $KSM/$1 to $2"
+}
+
+# Same as check.sh: unmerge everything, 6.12 defaults, leave it stopped.
+reset_ksm() {
+	[ -d $KSM ] || return 0
+	ksm_set run 2
+	ksm_set advisor_mode none
+	ksm_set pages_to_scan 100
+	ksm_set sleep_millisecs 20
+	ksm_set max_page_sharing 256
+	ksm_set merge_across_nodes 1
+	ksm_set use_zero_pages 0
+	ksm_set stable_node_chains_prune_millisecs 2000
+	ksm_set smart_scan 1
+	ksm_set run 0
+}
+
+# One marker per TAP result "ok N name" / "not ok N name" / "... # SKIP",
+# keyed by N (the last result for a number wins, as in check.sh).
+tap_marks() {
+	awk -v suite="$SUITE" '
+	/^1\.\.[0-9]+/ { plan = substr($1, 4) + 0; next }
+	/^(not )?ok [0-9]+/ {
+		num = (($1 == "not") ? $3 : $2) + 0
+		r = ($1 == "not") ? "FAIL" : "PASS"
+		line = $0
+		sub(/^(not )?ok [0-9]+[ \t]*/, "", line)
+		if (match(line, /#[ \t]*(SKIP|skip)/)) {
+			r = "SKIP"
+			line = substr(line, 1, RSTART - 1)
+		}
+		sub(/^[ \t-]+/, "", line); sub(/[ \t\r]+$/, "", line)
+		gsub(/[ \t]+/, "_", line)
+		if (line == "") line = "test" num
+		if (!(num in res)) n++
+		res[num] = r; name[num] = line
+		if (num > max) max = num
+	}
+	END {
+		for (i = 1; i <= max; i++) {
+			if (!(i in res)) continue
+			print "KSMTEST " suite " " name[i] " " res[i]
+			if (res[i] == "FAIL") failed++
+		}
+		print "N " n + 0 " " plan + 0 " " failed + 0 > "/tmp/stress.count"
+	}' "$1"
+}
+
+splat_re='Kernel panic|Oops|BUG:|WARNING:|kernel BUG at|cut here \]|general protection fault|KASAN:|KFENCE:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|bad unlock balance|DEBUG_LOCKS_WARN_ON|Call Trace|blocked for more than|rcu: INFO:|soft lockup|hard LOCKUP|list_(add|del) corruption|page dumped because'
+
+mark "KSMTEST-BEGIN kernel=$(uname -r) duration=${DUR}s phases=${PHASES:-all}"
+if [ ! -d $KSM ]; then
+	echo "harness: WARNING: $KSM does not exist (CONFIG_KSM off?)"
+fi
+if [ ! -x $BIN ]; then
+	echo "harness: ERROR: $BIN missing (our selftests are not in this initramfs)"
+	mark "KSMTEST $SUITE missing-binary FAIL"
+	mark "KSMTEST-DONE"
+	exit 1
+fi
+echo "harness: nodes: $(cat /sys/devices/system/node/online 2>/dev/null)," \
+	"THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)," \
+	"zram: $(ls -d /sys/block/zram* 2>/dev/null | tr '\n' ' ')," \
+	"swaps: $(tail -n +2 /proc/swaps 2>/dev/null | wc -l)"
+
+# Full speed; the binary sets (and afterwards restores) the same itself.
+reset_ksm
+ksm_set advisor_mode none
+ksm_set pages_to_scan 5000
+ksm_set sleep_millisecs 0
+ksm_set run 1
+echo "harness: KSM: run=$(cat $KSM/run 2>/dev/null) pages_to_scan=$(cat $KSM/pages_to_scan 2>/dev/null) sleep_millisecs=$(cat $KSM/sleep_millisecs 2>/dev/null)"
+
+dmesg -c >/dev/null 2>&1
+# A round that started before the deadline finishes; allow for it.
+T=$((DUR + DUR / 4 + 600))
+set -- -d "$DUR"
+[ -n "$PHASES" ] && set -- "$@" -p "$PHASES"
+echo "harness: run: $BIN $* (timeout ${T}s)"
+start=$(date +%s)
+rm -f /tmp/rc
+(
+	cd /tests/ours || exit 1
+	timeout -s TERM -k 30 "$T" "$BIN" "$@"
+	echo $? >/tmp/rc
+) 2>&1 | tee /tmp/stress.out
+RC=$(cat /tmp/rc 2>/dev/null || echo 255)
+DURATION=$(($(date +%s) - start))
+TIMEDOUT=
+if [ "$DURATION" -ge "$T" ] && [ "$RC" -ge 124 ]; then
+	TIMEDOUT=" timeout"
+	echo "harness: TIMEOUT after ${T}s"
+fi
+
+tap_marks /tmp/stress.out >/tmp/stress.marks
+while read -r l; do mark "$l"; done </tmp/stress.marks
+read -r _ n plan failed </tmp/stress.count
+if [ -n "$TIMEDOUT" ]; then
+	mark "KSMTEST $SUITE $SUITE:timeout FAIL"
+elif [ "$n" -lt "$plan" ]; then
+	mark "KSMTEST $SUITE $SUITE:incomplete($n/$plan) FAIL"
+elif [ "$RC" = 4 ] && [ "$n" = 0 ]; then
+	mark "KSMTEST $SUITE $SUITE SKIP"
+elif [ "$RC" != 0 ] && [ "$failed" = 0 ]; then
+	mark "KSMTEST $SUITE $SUITE:exit-code FAIL"
+elif [ "$n" = 0 ]; then
+	mark "KSMTEST $SUITE $SUITE:no-results FAIL"
+fi
+
+if dmesg 2>/dev/null | grep -qE "$splat_re"; then
+	echo "harness: kernel splat during the stress run:"
+	dmesg | grep -E -m 20 "$splat_re"
+	mark "KSMTEST $SUITE kernel_log FAIL"
+else
+	mark "KSMTEST $SUITE kernel_log PASS"
+fi
+mark "KSMTEST-RC $SUITE stress rc=$RC time=${DURATION}s$TIMEDOUT"
+
+# A wedged ksmd makes writes to $KSM/run block for good: don't wait long.
+rm -f /tmp/reset.done
+(reset_ksm; touch /tmp/reset.done) &
+i=0
+while [ ! -e /tmp/reset.done ] && [ $i -lt 60 ]; do
+	sleep 1
+	i=$((i + 1))
+done
+[ -e /tmp/reset.done ] ||
+	echo "harness: WARNING: resetting KSM did not finish in 60s (ksmd stuck?)"
+[ "$(wc -l </proc/swaps)" -gt 1 ] &&
+	echo "harness: WARNING: swap still active: $(tail -n +2 /proc/swaps | tr '\n' ' ')"
+mark "KSMTEST-DONE"
