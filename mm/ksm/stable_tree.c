@@ -248,25 +248,33 @@ again:
 	return NULL;
 }
 
-/* A live copy of @key with room for one more mapper, on the right node. */
+/*
+ * A live copy of @key with room for one more mapper, on the right node.
+ * New copies go to the head of the list, so the first copy with room is
+ * normally the first one looked at; full copies are skipped without
+ * touching their folios.
+ */
 static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
 				       struct page *page)
 {
 	unsigned int max = READ_ONCE(ksm_ctx.knobs.max_page_sharing);
-	struct ksm_stable_node *node, *tmp;
+	struct ksm_stable_node *node, *tmp, *own = NULL;
 	struct folio *folio;
 
+	/* A forked KSM page is already merged with itself. */
+	if (PageKsm(page))
+		own = ksm_folio_node(page_folio(page));
+
 	list_for_each_entry_safe(node, tmp, &key->copies, copy_link) {
+		if (node != own && node->nr_items >= max)
+			continue;
 		folio = ksm_stable_folio_lock(node);
 		if (!folio) {
 			ksm_stable_node_free(node);
 			continue;
 		}
 		folio_unlock(folio);
-		/* A forked KSM page is already merged with itself. */
-		if (folio == page_folio(page))
-			return folio;
-		if (node->nr_items < max &&
+		if (node == own ||
 		    ksm_tree_index(folio_nid(folio)) == key->nid)
 			return folio;
 		folio_put(folio);
@@ -351,7 +359,7 @@ struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash)
 	INIT_HLIST_HEAD(&node->rmap_items);
 	node->key = key;
 	node->kpfn = folio_pfn(kfolio);
-	list_add_tail(&node->copy_link, &key->copies);
+	list_add(&node->copy_link, &key->copies);
 	ksm_key_account_copies(key, 1);
 	ksm_folio_set_node(kfolio, node);
 	return node;
