@@ -269,6 +269,8 @@ def check(args):
         failures.append(("guest", "finished"))
         if args.guest_status == "timeout":
             problems.append("guest did not finish: timed out (KSMTEST-DONE missing)")
+        elif args.guest_status == "killed":
+            problems.append("guest did not finish: qemu was killed by another process (KSMTEST-DONE missing)")
         elif not begun:
             problems.append("guest test runner never started (KSMTEST-BEGIN missing; boot failure?)")
         else:

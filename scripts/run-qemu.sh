@@ -157,9 +157,13 @@ ELAPSED=$((SECONDS - start))
 echo "$ACCEL_USED $ELAPSED" >"$LOGS/$VARIANT-$MODE.time"
 
 STATUS=ok
+killer=$(grep -ao 'terminating on signal [0-9]* from pid [0-9]*[^)]*)' "$LOG" | tail -n1 || true)
 if [[ $rc == 124 || $rc == 137 ]]; then
 	STATUS=timeout
 	echo "ERROR: guest did not finish within ${GUEST_TIMEOUT}s (killed; console log: build/logs/$(basename "$LOG"))"
+elif [[ -n $killer ]]; then
+	STATUS=killed
+	echo "ERROR: qemu was killed from outside the harness: $killer (console log: build/logs/$(basename "$LOG"))"
 elif [[ $rc != 0 ]]; then
 	STATUS=exit:$rc
 	echo "ERROR: qemu exited with status $rc (console log: build/logs/$(basename "$LOG"))"
