@@ -18,7 +18,7 @@
 DUR=${KSM_DURATION:-600}
 PHASES=${KSM_PHASES:-}
 KSM=/sys/kernel/mm/ksm
-BIN=/tests/ours/ksm_stress_test  # built once ksm_stress.c is renamed back (see README)
+BIN=/tests/ours/ksm_stress_test
 SUITE=ksm_stress_test
 
 case $DUR in
