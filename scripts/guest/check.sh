@@ -118,7 +118,7 @@ run_bin() {
 	out=$1
 	shift
 	echo "harness: run: $*"
-	name=$(basename "$1")
+	bname=$(basename "$1")
 	start=$(date +%s)
 	rm -f /tmp/rc
 	: >"$out"
@@ -133,9 +133,9 @@ run_bin() {
 		TIMEDOUT=" timeout"
 		cat "$out"
 		echo "harness: TIMEOUT after ${T}s: $*"
-		killall -TERM "$name" 2>/dev/null
+		killall -TERM "$bname" 2>/dev/null
 		if ! wait_file /tmp/rc 10; then
-			killall -KILL "$name" 2>/dev/null
+			killall -KILL "$bname" 2>/dev/null
 			wait_file /tmp/rc 30 || abort "test hung in the kernel, unkillable after ${T}s: $*"
 		fi
 	else
