@@ -13,7 +13,7 @@
 #                        cache the verdict, else TCG)
 #   GUEST_TIMEOUT=SECS   whole guest run (default 1200; shell: 3600)
 #   TEST_TIMEOUT=SECS    per test binary run in the guest (default 300)
-#   RETRY=N              retries of a failed upstream ksm_tests mode (default 1)
+#   RETRY=N              retries of a failed upstream ksm_tests mode (default 2)
 #   ONLY=PAT[,PAT]       test filter (see README)
 #   KERNEL=, INITRD=     override the bzImage / initramfs
 #   APPEND="..."         extra kernel command line
@@ -103,8 +103,8 @@ else
 fi
 
 # --- kernel command line -----------------------------------------------------
-[[ ${RETRY:-1} =~ ^[0-9]+$ ]] || die "RETRY must be a number (got '$RETRY')"
-CMDLINE="console=ttyS0 panic=-1 printk.time=1 ksm.harness=$MODE ksm.timeout=$TEST_TIMEOUT ksm.retry=${RETRY:-1}"
+[[ ${RETRY:-2} =~ ^[0-9]+$ ]] || die "RETRY must be a number (got '$RETRY')"
+CMDLINE="console=ttyS0 panic=-1 printk.time=1 ksm.harness=$MODE ksm.timeout=$TEST_TIMEOUT ksm.retry=${RETRY:-2}"
 if [[ -n ${ONLY:-} ]]; then
 	[[ $ONLY =~ ^[][A-Za-z0-9_.:*?,-]+$ ]] ||
 		die "ONLY may only contain letters, digits and _ . : * ? , - [ ] (got '$ONLY')"

@@ -15,11 +15,11 @@
 #                           against "suite" or "suite:test"
 #   ksm.timeout=SECONDS     per test binary run (default 300)
 #   ksm.retry=N             re-run a failed upstream ksm_tests mode up to N
-#                           times (default 1); a pass on retry is reported
+#                           times (default 2); a pass on retry is reported
 #                           as "KSMTEST-FLAKY <suite> <test>"
 
 T=${KSM_TIMEOUT:-300}
-RETRY=${KSM_RETRY:-1}
+RETRY=${KSM_RETRY:-2}
 ONLY=${KSM_ONLY:-}
 KSM=/sys/kernel/mm/ksm
 
