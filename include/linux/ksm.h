@@ -38,29 +38,26 @@ void ksm_add_vma(struct vm_area_struct *vma);
 /*
  * Zero pages placed by KSM (use_zero_pages=1) are told apart from the
  * zero pages a read fault maps by a dirty bit in their PTE, which the
- * fault path never sets on a zero-page PTE. Both a global and a per-mm
- * count of them are kept; every path that zaps such a PTE must call
- * ksm_might_unmap_zero_page().
+ * fault path never sets on a zero-page PTE. Each mm counts its own, under
+ * the page table lock of the PTE; every path that zaps such a PTE must
+ * call ksm_might_unmap_zero_page(). The global ksm_zero_pages figure is
+ * the sum over the mms registered with KSM, so an mm that never got
+ * registered (a fork that failed half-way) cannot skew it.
  */
 static inline bool is_ksm_zero_pte(pte_t pte)
 {
 	return is_zero_pfn(pte_pfn(pte)) && pte_dirty(pte);
 }
 
-extern atomic_long_t ksm_zero_pages;
-
 static inline void ksm_map_zero_page(struct mm_struct *mm)
 {
 	atomic_long_inc(&mm->ksm_zero_pages);
-	atomic_long_inc(&ksm_zero_pages);
 }
 
 static inline void ksm_might_unmap_zero_page(struct mm_struct *mm, pte_t pte)
 {
-	if (!is_ksm_zero_pte(pte))
-		return;
-	atomic_long_dec(&mm->ksm_zero_pages);
-	atomic_long_dec(&ksm_zero_pages);
+	if (is_ksm_zero_pte(pte))
+		atomic_long_dec(&mm->ksm_zero_pages);
 }
 
 static inline long mm_ksm_zero_pages(struct mm_struct *mm)
@@ -69,20 +66,12 @@ static inline long mm_ksm_zero_pages(struct mm_struct *mm)
 }
 
 /*
- * A child of a registered mm is registered too (on a best-effort basis).
- * It maps the parent's KSM pages but owns no rmap items yet, so its
- * merging counters restart from zero, while the KSM zero pages it
- * inherited in its page tables are added to the global count.
+ * Called once fork has copied the page tables, with both mmap_locks held
+ * for write. The child owns no rmap items yet, so its merging counters
+ * restart from zero; its zero-page count is taken from what it really
+ * inherited; it is registered (on a best-effort basis) if the parent is.
  */
-static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
-{
-	if (!test_bit(MMF_VM_MERGEABLE, &oldmm->flags))
-		return;
-	mm->ksm_rmap_items = 0;
-	mm->ksm_merging_pages = 0;
-	atomic_long_add(mm_ksm_zero_pages(mm), &ksm_zero_pages);
-	__ksm_enter(mm);
-}
+void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm);
 
 /* PR_SET_MEMORY_MERGE survives exec: register the new mm straight away. */
 static inline int ksm_execve(struct mm_struct *mm)

@@ -55,9 +55,6 @@
 #define CREATE_TRACE_POINTS
 #include <trace/events/ksm.h>
 
-/* Exported through include/linux/ksm.h: KSM-placed zero pages. */
-atomic_long_t ksm_zero_pages = ATOMIC_LONG_INIT(0);
-
 static struct rb_root ksm_single_stable_root = RB_ROOT;
 static struct rb_root ksm_single_unstable_root = RB_ROOT;
 

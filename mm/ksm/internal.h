@@ -330,6 +330,7 @@ int ksm_merge_zero_page(struct vm_area_struct *vma, struct page *page);
 int ksm_unmerge_range(struct vm_area_struct *vma, unsigned long start,
 		      unsigned long end, bool lock_vma);
 void ksm_unmerge_item(struct ksm_rmap_item *item);
+long ksm_zero_pages_inherited(struct mm_struct *oldmm);
 struct vm_area_struct *ksm_find_vma(struct mm_struct *mm,
 				    unsigned long address);
 struct page *ksm_item_page(struct ksm_rmap_item *item);
@@ -340,6 +341,7 @@ int ksm_unmerge_everything(void);
 
 /* mm_slot.c */
 void ksm_mm_free(struct ksm_mm *slot);
+long ksm_zero_pages_total(void);
 int ksm_mm_cache_init(void);
 
 /* advisor.c */

@@ -322,6 +322,54 @@ int ksm_merge_zero_page(struct vm_area_struct *vma, struct page *page)
 	return ksm_merge_into(vma, page, ZERO_PAGE(addr));
 }
 
+static int ksm_count_zero_pte(pte_t *pte, unsigned long addr,
+			      unsigned long next, struct mm_walk *walk)
+{
+	long *nr = walk->private;
+
+	if (is_ksm_zero_pte(ptep_get(pte)))
+		(*nr)++;
+	return 0;
+}
+
+static const struct mm_walk_ops ksm_count_zero_ops = {
+	.pte_entry = ksm_count_zero_pte,
+	.walk_lock = PGWALK_WRLOCK_VERIFY,
+};
+
+/**
+ * ksm_zero_pages_inherited() - the KSM zero pages a fork gave the child
+ * @oldmm: the parent, whose page tables were just copied.
+ *
+ * All of the parent's, except those in VMAs fork does not copy. The
+ * parent's own count is stable here: fork holds its mmap_lock and has
+ * write-locked every VMA, so neither ksmd nor a fault can change it.
+ *
+ * Context: @oldmm's mmap_lock held for write.
+ * Return: the number of KSM zero pages now mapped by the child.
+ */
+long ksm_zero_pages_inherited(struct mm_struct *oldmm)
+{
+	long nr = mm_ksm_zero_pages(oldmm);
+	struct vm_area_struct *vma;
+	VMA_ITERATOR(vmi, oldmm, 0);
+
+	mmap_assert_write_locked(oldmm);
+	if (!nr)
+		return 0;
+	for_each_vma(vmi, vma) {
+		long skipped = 0;
+
+		if (!(vma->vm_flags & (VM_DONTCOPY | VM_WIPEONFORK)) ||
+		    !vma->anon_vma)
+			continue;
+		walk_page_range_vma(vma, vma->vm_start, vma->vm_end,
+				    &ksm_count_zero_ops, &skipped);
+		nr -= skipped;
+	}
+	return nr;
+}
+
 struct ksm_find_merged {
 	unsigned long found;
 };

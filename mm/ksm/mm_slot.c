@@ -95,6 +95,44 @@ int __ksm_enter(struct mm_struct *mm)
 }
 
 /**
+ * ksm_fork() - set up KSM state of a child mm
+ * @mm: the child, its page tables copied, not yet visible to anyone.
+ * @oldmm: the parent.
+ *
+ * The child was copied from the parent before fork took the parent's
+ * mmap_lock, so its counters are stale: it owns no rmap items and merges
+ * nothing yet, and its KSM zero pages are recounted from what it inherited.
+ * It is registered (on a best-effort basis) if the parent is.
+ *
+ * Context: both mmap_locks held for write.
+ */
+void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
+{
+	mm->ksm_rmap_items = 0;
+	mm->ksm_merging_pages = 0;
+	atomic_long_set(&mm->ksm_zero_pages, ksm_zero_pages_inherited(oldmm));
+	if (test_bit(MMF_VM_MERGEABLE, &oldmm->flags))
+		__ksm_enter(mm);
+}
+
+/**
+ * ksm_zero_pages_total() - KSM zero pages mapped by all registered mms
+ *
+ * Return: the sum of the registered mms' counts.
+ */
+long ksm_zero_pages_total(void)
+{
+	struct mm_slot *mm_slot;
+	long nr = 0;
+
+	spin_lock(&ksm_ctx.mm_list_lock);
+	list_for_each_entry(mm_slot, &ksm_ctx.mm_head.slot.mm_node, mm_node)
+		nr += mm_ksm_zero_pages(mm_slot->mm);
+	spin_unlock(&ksm_ctx.mm_list_lock);
+	return nr;
+}
+
+/**
  * __ksm_exit() - an mm registered with KSM lost its last user
  * @mm: the mm; its page tables are about to be torn down.
  *

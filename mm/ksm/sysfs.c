@@ -261,10 +261,10 @@ static ssize_t _name##_show(struct kobject *kobj,			\
 KSM_ATTR_RO(_name)
 
 /* Zero pages KSM mapped, and the net saving they are part of. */
-KSM_SIGNED_COUNTER(ksm_zero_pages, atomic_long_read(&ksm_zero_pages));
+KSM_SIGNED_COUNTER(ksm_zero_pages, ksm_zero_pages_total());
 KSM_SIGNED_COUNTER(general_profit,
 		   ksm_profit(ksm_ctx.stats.pages_sharing +
-			      atomic_long_read(&ksm_zero_pages),
+			      ksm_zero_pages_total(),
 			      ksm_ctx.stats.rmap_items));
 
 /* Tunables first, in the order of the admin guide, then counters. */

@@ -28,6 +28,10 @@
 #define MAX_REGIONS	8
 #define MAX_PAGES	64
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE	25
+#endif
+
 #ifndef MPOL_BIND
 #define MPOL_BIND	2
 #endif
@@ -775,6 +779,142 @@ TEST_F_TIMEOUT(ksm_merge, zero_pages_across_fork, 600)
 	EXPECT_KSM("ksm_zero_pages", n);
 	EXPECT_EQ((long)n, proc_stat(_metadata, 0).zero_pages);
 	EXPECT_TRUE(ksm_page_is_zero(p));
+}
+
+static void expect_zero_pages(struct __test_metadata *_metadata, long global,
+			      long mine, const char *after)
+{
+	EXPECT_EQ(global, (long)ksm_get("ksm_zero_pages"))
+		TH_LOG("global ksm_zero_pages after %s", after);
+	EXPECT_EQ(mine, proc_stat(_metadata, 0).zero_pages)
+		TH_LOG("this process's ksm_zero_pages after %s", after);
+}
+
+/*
+ * KSM zero pages stay counted exactly on each path that moves, keeps or
+ * drops them: MADV_DONTNEED, mprotect, mremap, and a fork that leaves
+ * some of them behind (MADV_DONTFORK, MADV_WIPEONFORK regions).  Stock
+ * 6.12 miscounts the last one: its child starts from the parent's whole
+ * count, including pages the child never got.
+ */
+TEST_F_TIMEOUT(ksm_merge, zero_pages_every_path, 600)
+{
+	const size_t n = 32, m = 8;
+	char *a, *dontfork, *wipe, *dst;
+	int status;
+	size_t i;
+
+	ASSERT_EQ(0, ksm_write("use_zero_pages", "1"));
+	a = new_region(_metadata, self, n, MAP_PRIVATE);
+	dontfork = new_region(_metadata, self, m, MAP_PRIVATE);
+	wipe = new_region(_metadata, self, m, MAP_PRIVATE);
+	dst = new_region(_metadata, self, m, MAP_PRIVATE);
+	ASSERT_EQ(0, madvise(dontfork, m * self->ps, MADV_DONTFORK));
+	ASSERT_EQ(0, madvise(wipe, m * self->ps, MADV_WIPEONFORK));
+	memset(a, 0, n * self->ps);
+	memset(dontfork, 0, m * self->ps);
+	memset(wipe, 0, m * self->ps);
+	mergeable(_metadata, a, n * self->ps);
+	mergeable(_metadata, dontfork, m * self->ps);
+	mergeable(_metadata, wipe, m * self->ps);
+	RUN_PASSES(2);
+	expect_zero_pages(_metadata, n + 2 * m, n + 2 * m, "merging");
+
+	/* Four zero pages dropped. */
+	ASSERT_EQ(0, madvise(a, 4 * self->ps, MADV_DONTNEED));
+	expect_zero_pages(_metadata, n + 2 * m - 4, n + 2 * m - 4,
+			  "MADV_DONTNEED");
+
+	/* Protection changes keep them. */
+	ASSERT_EQ(0, mprotect(a + 4 * self->ps, 4 * self->ps, PROT_READ));
+	ASSERT_EQ(0, mprotect(a + 4 * self->ps, 4 * self->ps,
+			      PROT_READ | PROT_WRITE));
+	expect_zero_pages(_metadata, n + 2 * m - 4, n + 2 * m - 4, "mprotect");
+
+	/*
+	 * mremap unmerges what it moves (6.12's move_vma asks KSM to), so
+	 * eight of them become private zero-filled pages again.
+	 */
+	ASSERT_EQ(dst, mremap(a + 8 * self->ps, m * self->ps, m * self->ps,
+			      MREMAP_MAYMOVE | MREMAP_FIXED, dst));
+	expect_zero_pages(_metadata, n + m - 4, n + m - 4, "mremap");
+	for (i = 0; i < m; i++)
+		EXPECT_TRUE(ksm_page_is_zero(dst + i * self->ps));
+
+	/*
+	 * The child gets all but the DONTFORK and WIPEONFORK pages; ksmd is
+	 * stopped, so nothing else changes the counts.
+	 */
+	self->child = fork();
+	ASSERT_LE(0, self->child);
+	if (!self->child) {
+		struct ksm_proc_stat st;
+		long mine = n - m - 4;
+
+		if (ksm_read_proc_stat(0, &st))
+			_exit(1);
+		if (st.zero_pages != mine)
+			_exit(2);
+		if (ksm_get("ksm_zero_pages") != (unsigned long)(mine + n + m - 4))
+			_exit(3);
+		if (wipe[0] || dst[0])
+			_exit(4);
+		_exit(0);
+	}
+	ASSERT_EQ(self->child, waitpid(self->child, &status, 0));
+	self->child = 0;
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status))
+		TH_LOG("child check %d failed (2: its own count, 3: global)",
+		       WEXITSTATUS(status));
+	expect_zero_pages(_metadata, n + m - 4, n + m - 4, "the child's exit");
+}
+
+/*
+ * MADV_COLLAPSE over KSM zero pages copies them into the new huge page:
+ * they stop being KSM zero pages and the counts drop by exactly that many.
+ */
+TEST_F_TIMEOUT(ksm_merge, zero_pages_collapse, 600)
+{
+	const size_t huge = 2UL << 20, n = huge / self->ps;
+	char *raw, *p;
+	size_t i;
+
+	ASSERT_EQ(0, ksm_write("use_zero_pages", "1"));
+	ASSERT_GT(MAX_REGIONS, self->nregions);
+	raw = mmap(NULL, 2 * huge, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, raw);
+	self->regions[self->nregions].addr = raw;
+	self->regions[self->nregions].len = 2 * huge;
+	self->regions[self->nregions].guarded = false;
+	self->nregions++;
+	p = (char *)(((uintptr_t)raw + huge - 1) & ~(huge - 1));
+	ASSERT_EQ(0, madvise(p, huge, MADV_NOHUGEPAGE));
+	/* Even pages zero, odd pages unique: only the even ones merge. */
+	for (i = 0; i < n; i++) {
+		if (i & 1)
+			ksm_fill_page(p + i * self->ps, 1000 + i);
+		else
+			memset(p + i * self->ps, 0, self->ps);
+	}
+	mergeable(_metadata, p, huge);
+	RUN_PASSES(2);
+	expect_zero_pages(_metadata, n / 2, n / 2, "merging");
+
+	ASSERT_EQ(0, madvise(p, huge, MADV_HUGEPAGE));
+	if (madvise(p, huge, MADV_COLLAPSE)) {
+		if (errno == EINVAL)
+			SKIP(return, "MADV_COLLAPSE not supported");
+		ASSERT_EQ(0, errno) TH_LOG("MADV_COLLAPSE: %s", strerror(errno));
+	}
+	expect_zero_pages(_metadata, 0, 0, "MADV_COLLAPSE");
+	for (i = 0; i < n; i++) {
+		bool intact = i & 1 ? ksm_page_matches(p + i * self->ps, 1000 + i) :
+				      ksm_page_is_zero(p + i * self->ps);
+
+		EXPECT_TRUE(intact) TH_LOG("page %zu changed by the collapse", i);
+	}
 }
 
 /* use_zero_pages=0: zero-filled pages merge like any other content. */
