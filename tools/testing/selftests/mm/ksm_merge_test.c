@@ -1224,4 +1224,111 @@ TEST_F_TIMEOUT(ksm_merge, numa_per_node, 600)
 	numa_merge(_metadata, self, 0);
 }
 
+#ifndef MPOL_MF_MOVE_ALL
+#define MPOL_MF_MOVE_ALL	(1 << 2)
+#endif
+
+/* Move the page at @p (even if mapped many times) to @node. */
+static int move_page_to(void *p, int node)
+{
+	int status = -1;
+
+	if (syscall(SYS_move_pages, 0, 1UL, &p, &node, &status,
+		    MPOL_MF_MOVE_ALL))
+		return -errno;
+	return status < 0 ? status : 0;
+}
+
+/*
+ * A KSM page migrated to the other node stays one correct KSM page for
+ * all its mappers: same content, every mapping moved to the new frame,
+ * counters unchanged, copy-on-write still private.  With
+ * merge_across_nodes=0, pages of node 0 filled later must still only
+ * merge into a KSM page on node 0, never into the one that moved away.
+ */
+static void numa_migrate(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(ksm_merge) *self, int across)
+{
+	const size_t n = 8;
+	uint64_t seed = ksm_unique_seed(), k0, k1, moved;
+	int nodes[MAX_PAGES], err;
+	char *a, *b, *c;
+	size_t i;
+
+	if (!ksm_file_exists("merge_across_nodes") || !node_online(0) ||
+	    !node_online(1))
+		SKIP(return, "needs CONFIG_NUMA and nodes 0 and 1");
+	ASSERT_EQ(0, ksm_write("merge_across_nodes", across ? "1" : "0"));
+	a = new_region(_metadata, self, n, MAP_PRIVATE);
+	b = new_region(_metadata, self, n, MAP_PRIVATE);
+	c = new_region(_metadata, self, n, MAP_PRIVATE);
+	err = bind_to_node(a, n * self->ps, 0);
+	if (err == -ENOSYS)
+		SKIP(return, "mbind() not available");
+	ASSERT_EQ(0, err) TH_LOG("mbind node 0: %s", strerror(-err));
+	ASSERT_EQ(0, bind_to_node(b, n * self->ps, 1));
+	ASSERT_EQ(0, bind_to_node(c, n * self->ps, 0));
+	fill_same(a, n, seed);
+	fill_same(b, n, seed);
+	mergeable(_metadata, a, n * self->ps);
+	mergeable(_metadata, b, n * self->ps);
+	RUN_PASSES(2);
+	k0 = expect_one_ksm_page(_metadata, a, n, self->ps);
+	k1 = expect_one_ksm_page(_metadata, b, n, self->ps);
+	EXPECT_EQ(across ? 1UL : 2UL, ksm_get("pages_shared"));
+	ASSERT_EQ(0, page_nodes(a, 1, nodes));
+	if (nodes[0] != 0) {
+		ASSERT_EQ(0, move_page_to(a, 0));
+		k0 = pfn_at(_metadata, 0, a);
+	}
+
+	/* ksmd is stopped: only the migration changes anything. */
+	err = move_page_to(a, 1);
+	ASSERT_EQ(0, err) TH_LOG("move_pages of a KSM page: %s", strerror(-err));
+	moved = expect_one_ksm_page(_metadata, a, n, self->ps);
+	EXPECT_NE(k0, moved);
+	ASSERT_EQ(0, page_nodes(a, n, nodes));
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(1, nodes[i]) TH_LOG("page %zu of a on node %d", i, nodes[i]);
+	/* b still maps the shared page (across) or its own node's one. */
+	EXPECT_EQ(across ? moved : k1, pfn_at(_metadata, 0, b));
+	expect_content(_metadata, a, n, seed);
+	expect_content(_metadata, b, n, seed);
+	EXPECT_KSM("pages_shared", across ? 1 : 2);
+	EXPECT_KSM("pages_sharing", 2 * n - (across ? 1 : 2));
+
+	/* More passes, now with a third copy of the content on node 0. */
+	fill_same(c, n, seed);
+	mergeable(_metadata, c, n * self->ps);
+	RUN_PASSES(3);
+	expect_one_ksm_page(_metadata, c, n, self->ps);
+	ASSERT_EQ(0, page_nodes(c, n, nodes));
+	for (i = 0; !across && i < n; i++)
+		EXPECT_EQ(0, nodes[i])
+			TH_LOG("page %zu of c merged into a page on node %d",
+			       i, nodes[i]);
+	EXPECT_EQ((long)(3 * n), ksm_read_merging_pages(0));
+	EXPECT_EQ(3 * n, ksm_get("pages_shared") + ksm_get("pages_sharing"));
+
+	/* Copy-on-write of the migrated page stays private. */
+	a[0] ^= 1;
+	EXPECT_FALSE(ksm_page_matches(a, seed));
+	a[0] ^= 1;
+	EXPECT_TRUE(ksm_page_matches(a, seed));
+	EXPECT_EQ(1, exclusive(_metadata, a));
+	expect_content(_metadata, a, n, seed);
+	expect_content(_metadata, b, n, seed);
+	expect_content(_metadata, c, n, seed);
+}
+
+TEST_F_TIMEOUT(ksm_merge, numa_migrate_across_nodes, 600)
+{
+	numa_migrate(_metadata, self, 1);
+}
+
+TEST_F_TIMEOUT(ksm_merge, numa_migrate_per_node, 600)
+{
+	numa_migrate(_metadata, self, 0);
+}
+
 TEST_HARNESS_MAIN
