@@ -7,6 +7,8 @@
 #   make boot [STOCK=1] [DEBUG=1]     boot, print basics, power off
 #   make shell [STOCK=1] [DEBUG=1]    interactive busybox shell in the guest
 #   make demo [STOCK=1] [DEBUG=1]     the KSM demo (scripts/guest/demo.sh)
+#   make stress [DURATION=30m] [PHASES=a,b] [STOCK=1] [LEAN=1]
+#                                     long ksm_stress_test on the debug kernel
 #   make run MODE=<mode>              boot with ksm.harness=<mode>
 #                                     (any scripts/guest/<mode>.sh)
 #   make deps | clean | distclean
@@ -36,10 +38,10 @@ endif
 # Passed through to the scripts.
 export ONLY TEST_TIMEOUT GUEST_TIMEOUT RETRY ACCEL V APPEND OURTESTS
 
-.PHONY: help deps source kernel initramfs tests check boot shell demo run clean distclean
+.PHONY: help deps source kernel initramfs tests check stress boot shell demo run clean distclean
 
 help:
-	@sed -n '4,14s/^# \{0,1\}//p' Makefile
+	@sed -n '4,16s/^# \{0,1\}//p' Makefile
 
 deps:
 	@$(S)/install-deps.sh
@@ -63,6 +65,16 @@ check: deps
 	$(S)/build-initramfs.sh $(CHECK_VARIANT) && \
 	echo "==> build steps took $$((SECONDS - start))s" && \
 	$(S)/run-qemu.sh $(CHECK_VARIANT) check
+
+# DURATION is seconds or a number with s, m or h; the guest gets twice
+# that plus 15 minutes before the host gives up on it.
+stress: deps
+	@secs=$$($(S)/duration-secs.sh "$(or $(DURATION),10m)") && \
+	$(S)/build-kernel.sh $(CHECK_VARIANT) && \
+	$(S)/build-initramfs.sh $(CHECK_VARIANT) && \
+	APPEND="$(APPEND) ksm.duration=$$secs$(if $(PHASES), ksm.phases=$(PHASES))" \
+	GUEST_TIMEOUT=$${GUEST_TIMEOUT:-$$((secs * 2 + 900))} \
+	$(S)/run-qemu.sh $(CHECK_VARIANT) stress
 
 boot: deps
 	@$(S)/build-kernel.sh $(VARIANT) && \
