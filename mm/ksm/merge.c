@@ -223,6 +223,58 @@ out_notify:
 	return err;
 }
 
+static int ksm_claim_zero_pte(pte_t *ptep, unsigned long addr,
+			      unsigned long next, struct mm_walk *walk)
+{
+	pte_t pte = ptep_get(ptep);
+
+	if (pte_present(pte) && is_zero_pfn(pte_pfn(pte)) && !pte_dirty(pte)) {
+		set_pte_at(walk->mm, addr, ptep, pte_mkdirty(pte));
+		ksm_map_zero_page(walk->mm);
+	}
+	return 0;
+}
+
+static const struct mm_walk_ops ksm_claim_zero_ops = {
+	.pte_entry = ksm_claim_zero_pte,
+	.walk_lock = PGWALK_RDLOCK,
+};
+
+/*
+ * Splitting an anonymous THP maps its zero-filled pages to the shared
+ * zero page (see remap_page()). Those pages were freed on KSM's behalf,
+ * so they become KSM zero pages: counted in ksm_zero_pages, unshared by
+ * MADV_UNMERGEABLE, just as if KSM had merged them one by one.
+ */
+static void ksm_claim_split_zero_pages(struct vm_area_struct *vma,
+				       unsigned long start, unsigned long end)
+{
+	start = max(start, vma->vm_start);
+	end = min(end, vma->vm_end);
+	if (start < end)
+		walk_page_range_vma(vma, start, end, &ksm_claim_zero_ops, NULL);
+}
+
+/*
+ * Split the large folio of locked @page. The lock and the caller's
+ * reference follow @page through the split.
+ */
+static int ksm_split_folio(struct vm_area_struct *vma, struct page *page)
+{
+	struct folio *folio = page_folio(page);
+	unsigned long addr = page_address_in_vma(page, vma), start, end;
+
+	if (addr == -EFAULT || !ksm_huge_may_split(folio))
+		return -EBUSY;
+	start = addr - ((unsigned long)folio_page_idx(folio, page) << PAGE_SHIFT);
+	end = start + folio_size(folio);
+	if (split_huge_page(page))
+		return -EBUSY;
+	ksm_ctx.stats.huge_split++;
+	ksm_claim_split_zero_pages(vma, start, end);
+	return 0;
+}
+
 /*
  * Lock @page's folio, split it if large and write-protect its PTE.
  * Returns 0 with the (now small) folio locked.
@@ -236,8 +288,7 @@ static int ksm_lock_and_protect(struct vm_area_struct *vma, struct page *page,
 		return -EFAULT;
 	if (!trylock_page(page))
 		return -EBUSY;
-	/* The lock and our reference follow @page through the split. */
-	if (PageTransCompound(page) && split_huge_page(page))
+	if (PageTransCompound(page) && ksm_split_folio(vma, page))
 		goto unlock;
 	err = ksm_write_protect(vma, page_folio(page), orig_pte);
 	if (!err)
@@ -350,9 +401,9 @@ static const struct mm_walk_ops ksm_count_zero_ops = {
  */
 long ksm_zero_pages_inherited(struct mm_struct *oldmm)
 {
+	VMA_ITERATOR(vmi, oldmm, 0);
 	long nr = mm_ksm_zero_pages(oldmm);
 	struct vm_area_struct *vma;
-	VMA_ITERATOR(vmi, oldmm, 0);
 
 	mmap_assert_write_locked(oldmm);
 	if (!nr)
@@ -477,6 +528,9 @@ int ksm_unmerge_range(struct vm_area_struct *vma, unsigned long start,
 	while (addr < end && !err) {
 		if (signal_pending(current))
 			return -ERESTARTSYS;
+		/* Exit frees it all; faulting pages in would only delay it. */
+		if (ksm_mm_exiting(vma->vm_mm))
+			break;
 		found.found = end;
 		walk_page_range_vma(vma, addr, end, &ksm_find_merged_ops,
 				    &found);

@@ -1,0 +1,446 @@
+// SPDX-License-Identifier: GPL-2.0
+#define _GNU_SOURCE
+/*
+ * Bad input and hostile timing that KSM must survive cleanly:
+ *
+ *  - madvise(MADV_(UN)MERGEABLE) on ranges that overflow, wrap around the
+ *    address space or are not mapped at all: the errno 6.12 gives, and no
+ *    VMA changes;
+ *  - run=2 written while the processes whose pages it unmerges are
+ *    exiting: the write succeeds and nothing stays merged;
+ *  - unmerging more than a memory cgroup allows, by the process itself
+ *    (MADV_UNMERGEABLE) and by an administrator (run=2): the cgroup's task
+ *    gets -ENOMEM or is OOM-killed, the writer and the kernel carry on,
+ *    and once the task is gone run=2 leaves nothing merged.
+ *
+ * Kernel warnings, lockdep and KASAN reports are caught by the harness
+ * from the kernel log.
+ */
+/*
+ * The 6.12 kselftest harness itself trips these with -Wextra (unused
+ * "variant"/"ucontext" parameters, setjmp around fork() in TEST_F).
+ */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wclobbered"
+
+#include "ksm_test_util.h"
+#include "../kselftest_harness.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#define CG_ROOT		"/sys/fs/cgroup"
+#define MAX_CHILDREN	8
+
+/* Two complete ksmd passes from a reset state merge what is identical. */
+#define RUN_PASSES_OR_FAIL() do {					\
+	unsigned long __seen = 0;					\
+	int __e = ksm_run_passes(2, NULL, &__seen);			\
+	ASSERT_EQ(0, __e)						\
+		TH_LOG("ksmd: full_scans at %lu, wanted +2 within %ds: %s", \
+		       __seen, KSM_SCAN_TIMEOUT_SEC, strerror(-__e));	\
+} while (0)
+
+FIXTURE(ksm_robust) {
+	struct ksm_saved_knobs saved;
+	pid_t children[MAX_CHILDREN];
+	int nchildren;
+	char cgroup[128];	/* "" unless this test made one */
+	bool enabled_memory;	/* we turned on +memory at the root */
+};
+
+FIXTURE_SETUP(ksm_robust)
+{
+	const char *why = ksm_skip_reason();
+
+	if (why)
+		SKIP(return, "%s", why);
+	self->nchildren = 0;
+	self->cgroup[0] = '\0';
+	self->enabled_memory = false;
+	ksm_save_knobs(&self->saved);
+	ASSERT_EQ(0, ksm_reset());
+	ASSERT_EQ(0, ksm_fast_scanning());
+	ASSERT_EQ(0, ksm_write("max_page_sharing", "256"));
+	ASSERT_EQ(0, ksm_write("use_zero_pages", "0"));
+}
+
+static int write_str(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	n = n < 0 ? -errno : 0;
+	close(fd);
+	return (int)n;
+}
+
+static void reap_children(FIXTURE_DATA(ksm_robust) *self)
+{
+	int i;
+
+	for (i = 0; i < self->nchildren; i++) {
+		if (self->children[i] <= 0)
+			continue;
+		kill(self->children[i], SIGKILL);
+		waitpid(self->children[i], NULL, 0);
+		self->children[i] = 0;
+	}
+	self->nchildren = 0;
+}
+
+FIXTURE_TEARDOWN(ksm_robust)
+{
+	reap_children(self);
+	if (self->cgroup[0] && rmdir(self->cgroup))
+		TH_LOG("rmdir %s: %s", self->cgroup, strerror(errno));
+	if (self->enabled_memory)
+		write_str(CG_ROOT "/cgroup.subtree_control", "-memory");
+	EXPECT_EQ(0, ksm_reset());
+	EXPECT_EQ(0, ksm_restore_knobs(&self->saved));
+}
+
+/* ------------------------------------------------------------------ */
+/* madvise ranges                                                     */
+/* ------------------------------------------------------------------ */
+
+static void expect_madvise_err(struct __test_metadata *_metadata, void *p,
+			       size_t len, int err, const char *what)
+{
+	static const int advice[] = { MADV_MERGEABLE, MADV_UNMERGEABLE };
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		errno = 0;
+		EXPECT_EQ(-1, madvise(p, len, advice[i]))
+			TH_LOG("%s: advice %d accepted", what, advice[i]);
+		EXPECT_EQ(err, errno)
+			TH_LOG("%s: advice %d: %s", what, advice[i], strerror(errno));
+	}
+}
+
+TEST_F(ksm_robust, madvise_bad_ranges)
+{
+	size_t ps = ksm_page_size();
+	char *area, *hole, *part;
+
+	area = ksm_map(4);
+	ASSERT_NE(MAP_FAILED, area);
+
+	/* The length rounds up past the top of the address space. */
+	expect_madvise_err(_metadata, area, SIZE_MAX, EINVAL, "SIZE_MAX");
+	expect_madvise_err(_metadata, area, SIZE_MAX - ps + 2, EINVAL,
+			   "length rounding to 0");
+	/* start + length wraps around to a low address. */
+	expect_madvise_err(_metadata, area, (size_t)0 - (uintptr_t)area + ps,
+			   EINVAL, "wrapping range");
+	/* Nothing changed on the way. */
+	EXPECT_EQ(0, ksm_vma_mergeable(0, area));
+
+	/* Not mapped at all. */
+	hole = ksm_map(4);
+	ASSERT_NE(MAP_FAILED, hole);
+	ksm_unmap(hole, 4);
+	expect_madvise_err(_metadata, hole, 4 * ps, ENOMEM, "unmapped range");
+	/*
+	 * Mapped at the start only: ENOMEM, but the mapped part is advised
+	 * anyway (the VMA is split there), as 6.12 does.
+	 */
+	part = mmap(NULL, 8 * ps, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, part);
+	ASSERT_EQ(0, munmap(part + 4 * ps, 4 * ps));
+	errno = 0;
+	EXPECT_EQ(-1, madvise(part + 2 * ps, 6 * ps, MADV_MERGEABLE));
+	EXPECT_EQ(ENOMEM, errno);
+	EXPECT_EQ(0, ksm_vma_mergeable(0, part));
+	EXPECT_EQ(1, ksm_vma_mergeable(0, part + 2 * ps));
+	errno = 0;
+	EXPECT_EQ(-1, madvise(part + 2 * ps, 6 * ps, MADV_UNMERGEABLE));
+	EXPECT_EQ(ENOMEM, errno);
+	/* Un-advised, the two halves are one VMA again. */
+	EXPECT_EQ(0, ksm_vma_mergeable(0, part));
+	munmap(part, 4 * ps);
+
+	ksm_unmap(area, 4);
+}
+
+/* ------------------------------------------------------------------ */
+/* Children holding merged pages                                      */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A child that maps @npages pages of @seed (0: zero-filled), makes them
+ * mergeable, writes one byte to @ready[1] and waits for the write end of
+ * @go to close; then it sleeps @delay_us and exits.  If @cgroup is set,
+ * it joins it first.
+ */
+static pid_t spawn_holder(size_t npages, uint64_t seed, const int ready[2],
+			  const int go[2], unsigned int delay_us,
+			  const char *cgroup)
+{
+	pid_t pid = fork();
+	char path[192], buf[32], c = 1;
+	size_t i;
+	char *p;
+
+	if (pid)
+		return pid;
+	/* Only the parent may hold these, or "go" never reaches EOF. */
+	close(ready[0]);
+	close(go[1]);
+	if (cgroup) {
+		snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
+		snprintf(buf, sizeof(buf), "%d", (int)getpid());
+		if (write_str(path, buf))
+			_exit(90);
+	}
+	p = ksm_map(npages);
+	if (p == MAP_FAILED)
+		_exit(91);
+	for (i = 0; i < npages; i++) {
+		if (seed)
+			ksm_fill_page(ksm_page_at(p, i), seed);
+		else
+			memset(ksm_page_at(p, i), 0, ksm_page_size());
+	}
+	if (madvise(p, npages * ksm_page_size(), MADV_MERGEABLE))
+		_exit(92);
+	if (write(ready[1], &c, 1) != 1)
+		_exit(93);
+	while (read(go[0], &c, 1) > 0)
+		;
+	if (delay_us)
+		usleep(delay_us);
+	_exit(0);
+}
+
+/* Wait for @n one-byte "ready" notes on @fd. */
+static int wait_ready(int fd, int n)
+{
+	char c;
+
+	while (n > 0) {
+		if (read(fd, &c, 1) != 1)
+			return -1;
+		n--;
+	}
+	return 0;
+}
+
+/*
+ * run=2 while the processes that hold the merged pages exit: sometimes
+ * before run=2 reaches them, sometimes while it walks their page tables,
+ * sometimes after.  The write must succeed and leave nothing merged.
+ */
+TEST_F_TIMEOUT(ksm_robust, run2_while_exiting, 600)
+{
+	const size_t npages = 512;
+	int round, i;
+
+	for (round = 0; round < 6; round++) {
+		uint64_t seed = round & 1 ? 0 : ksm_unique_seed();
+		int ready[2], go[2], status, err;
+
+		ASSERT_EQ(0, ksm_reset());
+		ASSERT_EQ(0, ksm_write("use_zero_pages", round & 1 ? "1" : "0"));
+		ASSERT_EQ(0, pipe(ready));
+		ASSERT_EQ(0, pipe(go));
+		for (i = 0; i < MAX_CHILDREN; i++) {
+			/* Spread the exits over the run=2 walk. */
+			pid_t pid = spawn_holder(npages, seed, ready, go,
+						 (unsigned int)(i * round * 500),
+						 NULL);
+
+			ASSERT_LE(0, pid);
+			self->children[self->nchildren++] = pid;
+		}
+		close(ready[1]);
+		close(go[0]);
+		ASSERT_EQ(0, wait_ready(ready[0], MAX_CHILDREN));
+		close(ready[0]);
+		RUN_PASSES_OR_FAIL();
+		/* Everything merged: into one KSM page, or the zero page. */
+		EXPECT_EQ(MAX_CHILDREN * npages,
+			  seed ? ksm_get("pages_shared") + ksm_get("pages_sharing") :
+				 ksm_get("ksm_zero_pages"));
+
+		close(go[1]);	/* children start exiting */
+		err = ksm_write("run", "2");
+		EXPECT_EQ(0, err) TH_LOG("round %d: run=2: %s", round,
+					 strerror(-err));
+		for (i = 0; i < self->nchildren; i++) {
+			ASSERT_EQ(self->children[i],
+				  waitpid(self->children[i], &status, 0));
+			EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+				TH_LOG("child %d: status %#x", i, status);
+			self->children[i] = 0;
+		}
+		self->nchildren = 0;
+		EXPECT_EQ(2UL, ksm_get("run"));
+		EXPECT_EQ(0UL, ksm_get("pages_shared")) TH_LOG("round %d", round);
+		EXPECT_EQ(0UL, ksm_get("pages_sharing")) TH_LOG("round %d", round);
+		EXPECT_EQ(0UL, ksm_get("ksm_zero_pages")) TH_LOG("round %d", round);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Unmerging beyond a memory cgroup's limit                           */
+/* ------------------------------------------------------------------ */
+
+/* Make a memory cgroup with no swap; "" and a skip reason if impossible. */
+static const char *make_memcg(FIXTURE_DATA(ksm_robust) *self)
+{
+	char buf[256], path[192];
+	int err;
+
+	if (ksm_read_file(CG_ROOT "/cgroup.controllers", buf, sizeof(buf)) < 0)
+		return "no cgroup v2 at " CG_ROOT;
+	if (!strstr(buf, "memory"))
+		return "no memory controller in cgroup v2";
+	if (ksm_read_file(CG_ROOT "/cgroup.subtree_control", buf, sizeof(buf)) < 0)
+		return "cannot read cgroup.subtree_control";
+	if (!strstr(buf, "memory")) {
+		if (write_str(CG_ROOT "/cgroup.subtree_control", "+memory"))
+			return "cannot enable the memory controller";
+		self->enabled_memory = true;
+	}
+	snprintf(self->cgroup, sizeof(self->cgroup), CG_ROOT "/ksm_robust.%d",
+		 (int)getpid());
+	if (mkdir(self->cgroup, 0755)) {
+		self->cgroup[0] = '\0';
+		return "cannot create a cgroup";
+	}
+	snprintf(path, sizeof(path), "%s/memory.swap.max", self->cgroup);
+	err = write_str(path, "0");
+	if (err && err != -ENOENT)
+		return "cannot disable swap in the cgroup";
+	return NULL;
+}
+
+static int memcg_set(FIXTURE_DATA(ksm_robust) *self, const char *file,
+		     const char *val)
+{
+	char path[192];
+
+	snprintf(path, sizeof(path), "%s/%s", self->cgroup, file);
+	return write_str(path, val);
+}
+
+static long memcg_event(FIXTURE_DATA(ksm_robust) *self, const char *event)
+{
+	char path[192], buf[512], *s;
+	size_t len = strlen(event);
+
+	snprintf(path, sizeof(path), "%s/memory.events", self->cgroup);
+	if (ksm_read_file(path, buf, sizeof(buf)) < 0)
+		return -1;
+	for (s = buf; s && *s; s = strchr(s, '\n'), s = s ? s + 1 : NULL)
+		if (!strncmp(s, event, len) && s[len] == ' ')
+			return atol(s + len + 1);
+	return -1;
+}
+
+/*
+ * 16 MiB of identical pages in a cgroup, merged down to one page; then
+ * the limit drops to 4 MiB and the pages are unmerged: by the process
+ * itself (@by_admin false: MADV_UNMERGEABLE, reported through its exit
+ * status) or by run=2 from outside the cgroup.
+ */
+static void unmerge_over_limit(struct __test_metadata *_metadata,
+			       FIXTURE_DATA(ksm_robust) *self, bool by_admin)
+{
+	const size_t npages = (16UL << 20) / ksm_page_size();
+	int ready[2], go[2], status, err;
+	const char *why;
+	pid_t pid;
+
+	why = make_memcg(self);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, pipe(ready));
+	ASSERT_EQ(0, pipe(go));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		char path[192], buf[32], c = 1;
+		size_t i, len = npages * ksm_page_size();
+		uint64_t seed = 0x5eed;
+		char *p;
+
+		close(ready[0]);
+		close(go[1]);
+		snprintf(path, sizeof(path), "%s/cgroup.procs", self->cgroup);
+		snprintf(buf, sizeof(buf), "%d", (int)getpid());
+		if (write_str(path, buf))
+			_exit(90);
+		p = ksm_map(npages);
+		if (p == MAP_FAILED)
+			_exit(91);
+		for (i = 0; i < npages; i++)
+			ksm_fill_page(ksm_page_at(p, i), seed);
+		if (madvise(p, len, MADV_MERGEABLE) || write(ready[1], &c, 1) != 1)
+			_exit(92);
+		while (read(go[0], &c, 1) > 0)
+			;
+		if (!by_admin && madvise(p, len, MADV_UNMERGEABLE))
+			_exit(errno == ENOMEM ? 10 : 93);
+		/* Whatever is still mapped must be intact. */
+		for (i = 0; i < npages; i++)
+			if (!ksm_page_matches(ksm_page_at(p, i), seed))
+				_exit(94);
+		_exit(0);
+	}
+	self->children[self->nchildren++] = pid;
+	close(ready[1]);
+	close(go[0]);
+	ASSERT_EQ(0, wait_ready(ready[0], 1));
+	RUN_PASSES_OR_FAIL();
+	ASSERT_EQ(npages, ksm_get("pages_shared") + ksm_get("pages_sharing"));
+	err = memcg_set(self, "memory.max", "4M");
+	ASSERT_EQ(0, err) TH_LOG("memory.max: %s", strerror(-err));
+
+	if (by_admin) {
+		err = ksm_write("run", "2");
+		/* Either done (the task died, freeing its pages) or ENOMEM. */
+		EXPECT_TRUE(!err || err == -ENOMEM)
+			TH_LOG("run=2 over the limit: %s", strerror(-err));
+		if (err)
+			EXPECT_EQ(0UL, ksm_get("run"));
+	}
+	close(go[1]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	self->children[0] = 0;
+	self->nchildren = 0;
+	if (WIFSIGNALED(status)) {
+		EXPECT_EQ(SIGKILL, WTERMSIG(status));
+		EXPECT_LE(1, memcg_event(self, "oom_kill"))
+			TH_LOG("killed, but not by the memcg OOM killer");
+	} else {
+		ASSERT_TRUE(WIFEXITED(status));
+		/* Unmerging 16 MiB within 4 MiB cannot have succeeded. */
+		EXPECT_EQ(by_admin ? 0 : 10, WEXITSTATUS(status))
+			TH_LOG("child exit status %d", WEXITSTATUS(status));
+	}
+	EXPECT_LE(1, memcg_event(self, "max"));
+
+	/* With the task gone, unmerging everything works and is complete. */
+	ASSERT_EQ(0, ksm_reset());
+	EXPECT_EQ(0UL, ksm_get("pages_shared"));
+	EXPECT_EQ(0UL, ksm_get("pages_sharing"));
+}
+
+TEST_F_TIMEOUT(ksm_robust, madv_unmergeable_over_memcg_limit, 600)
+{
+	unmerge_over_limit(_metadata, self, false);
+}
+
+TEST_F_TIMEOUT(ksm_robust, run2_over_memcg_limit, 600)
+{
+	unmerge_over_limit(_metadata, self, true);
+}
+
+TEST_HARNESS_MAIN
