@@ -75,6 +75,29 @@ gen_mm_kconfig() {
 		!skip { print }' "$src"
 }
 
+# khugepaged must not collapse a range back over pages KSM merged (issue
+# 9): one check at the top of hpage_collapse_scan_pmd()'s PTE loop, asking
+# include/linux/ksm.h. MADV_COLLAPSE (not khugepaged) still collapses.
+gen_mm_khugepaged() {
+	local src=$PRISTINE/mm/khugepaged.c
+	[[ $(grep -c '^static int hpage_collapse_scan_pmd(' "$src") == 1 ]] ||
+		die "pristine mm/khugepaged.c has no single hpage_collapse_scan_pmd()"
+	awk '
+		/^static int hpage_collapse_scan_pmd\(/ { infn = 1 }
+		{ print }
+		infn && /^\t\tpte_t pteval = ptep_get\(_pte\);$/ {
+			print ""
+			print "\t\tif (cc->is_khugepaged &&"
+			print "\t\t    ksm_pte_blocks_collapse(vma, _address, pteval)) {"
+			print "\t\t\tresult = SCAN_PAGE_ANON;"
+			print "\t\t\tgoto out_unmap;"
+			print "\t\t}"
+			infn = 0; done = 1
+		}
+		END { if (!done) exit 1 }' "$src" ||
+		die "pristine mm/khugepaged.c: PTE loop of hpage_collapse_scan_pmd() not found"
+}
+
 gen_maintainers() {
 	cat "$PRISTINE/MAINTAINERS"
 	if [[ -f $REPO/MAINTAINERS ]]; then
@@ -95,7 +118,7 @@ prepare_overlay() {
 	trap 'rm -rf "$tmp"' EXIT
 
 	our_files >"$tmp/ours"
-	local generated=(mm/Makefile mm/Kconfig MAINTAINERS)
+	local generated=(mm/Makefile mm/Kconfig mm/khugepaged.c MAINTAINERS)
 	local removed=(mm/ksm.c)
 
 	# rsync filter: protect our files, generated files, and directories
@@ -154,7 +177,9 @@ prepare_overlay() {
 	gen_mm_makefile >"$tmp/mm-Makefile"
 	gen_mm_kconfig >"$tmp/mm-Kconfig"
 	gen_maintainers >"$tmp/MAINTAINERS"
+	gen_mm_khugepaged >"$tmp/mm-khugepaged.c"
 	write_if_changed "$tmp/mm-Makefile" "$OVERLAY/mm/Makefile" || true
+	write_if_changed "$tmp/mm-khugepaged.c" "$OVERLAY/mm/khugepaged.c" || true
 	write_if_changed "$tmp/mm-Kconfig" "$OVERLAY/mm/Kconfig" || true
 	write_if_changed "$tmp/MAINTAINERS" "$OVERLAY/MAINTAINERS" || true
 

@@ -66,6 +66,24 @@ static inline long mm_ksm_zero_pages(struct mm_struct *mm)
 }
 
 /*
+ * khugepaged leaves a range alone while it maps a KSM page or a KSM zero
+ * page: collapsing it would copy merged pages back into a huge page that
+ * KSM, having found them worth merging, would split again next pass.
+ */
+static inline bool ksm_pte_blocks_collapse(struct vm_area_struct *vma,
+					   unsigned long addr, pte_t pte)
+{
+	struct page *page;
+
+	if (!pte_present(pte))
+		return false;
+	if (is_ksm_zero_pte(pte))
+		return true;
+	page = vm_normal_page(vma, addr, pte);
+	return page && PageKsm(page);
+}
+
+/*
  * Called once fork has copied the page tables, with both mmap_locks held
  * for write. The child owns no rmap items yet, so its merging counters
  * restart from zero; its zero-page count is taken from what it really
@@ -125,6 +143,12 @@ static inline void ksm_exit(struct mm_struct *mm) { }
 
 static inline void ksm_might_unmap_zero_page(struct mm_struct *mm, pte_t pte)
 {
+}
+
+static inline bool ksm_pte_blocks_collapse(struct vm_area_struct *vma,
+					   unsigned long addr, pte_t pte)
+{
+	return false;
 }
 
 #ifdef CONFIG_MMU

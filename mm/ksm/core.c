@@ -76,6 +76,7 @@ struct ksm_context ksm_ctx = {
 		.merge_across_nodes = true,
 		.use_zero_pages = false,
 		.smart_scan = true,
+		.huge_split_min_subpages = KSM_HUGE_SPLIT_MIN_DEFAULT,
 	},
 	.stable_roots = &ksm_single_stable_root,
 	.unstable_roots = &ksm_single_unstable_root,

@@ -176,6 +176,8 @@ struct ksm_scan_cursor {
  * @merge_across_nodes: one tree for all NUMA nodes, or one per node.
  * @use_zero_pages: map all-zero pages to the shared zero page.
  * @smart_scan: look less often at pages that never merge.
+ * @huge_split_min_subpages: fewest mergeable pages that justify splitting
+ *                           a large folio (see huge.c).
  */
 struct ksm_knobs {
 	unsigned int run;
@@ -186,6 +188,7 @@ struct ksm_knobs {
 	bool merge_across_nodes;
 	bool use_zero_pages;
 	bool smart_scan;
+	unsigned int huge_split_min_subpages;
 };
 
 /**
@@ -198,6 +201,8 @@ struct ksm_knobs {
  * @rmap_items: rmap items allocated.
  * @chains: contents with more than one KSM page.
  * @chain_copies: KSM pages belonging to such contents.
+ * @huge_split: large folios split to merge their pages.
+ * @huge_kept: times a large folio was left whole, too few pages merging.
  */
 struct ksm_stats {
 	unsigned long pages_scanned;
@@ -208,6 +213,8 @@ struct ksm_stats {
 	unsigned long rmap_items;
 	unsigned long chains;
 	unsigned long chain_copies;
+	unsigned long huge_split;
+	unsigned long huge_kept;
 };
 
 /**
@@ -245,6 +252,18 @@ struct ksm_context {
 };
 
 extern struct ksm_context ksm_ctx;
+
+/*
+ * Largest folio KSM splits: a PMD-sized THP. huge_split_min_subpages is
+ * at most this; its default, 64 pages (256 KiB of a 2 MiB THP), splits a
+ * THP when at least an eighth of it can be freed.
+ */
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+#define KSM_HUGE_MAX_SUBPAGES	HPAGE_PMD_NR
+#else
+#define KSM_HUGE_MAX_SUBPAGES	1U
+#endif
+#define KSM_HUGE_SPLIT_MIN_DEFAULT	64
 
 /* Size (log2) of the mm -> struct ksm_mm hash table. */
 #define KSM_MM_HASH_BITS	10
@@ -309,10 +328,13 @@ struct ksm_rmap_item *ksm_unstable_find_or_insert(struct ksm_rmap_item *item,
 						  struct page **match);
 void ksm_unstable_reset(void);
 void ksm_unstable_keep(struct ksm_rmap_item *item);
+bool ksm_unstable_has_other(u64 hash, int nid, struct mm_struct *mm,
+			    unsigned long start, unsigned long end);
 
 /* stable_tree.c */
 struct folio *ksm_stable_folio_get(struct ksm_stable_node *node, bool lock);
 struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid);
+bool ksm_stable_has_hash(u64 hash, int nid);
 struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash);
 void ksm_stable_add_item(struct ksm_stable_node *node,
 			 struct ksm_rmap_item *item);
@@ -340,6 +362,12 @@ void ksm_scan_batch(unsigned int nr_pages);
 int ksm_unmerge_everything(void);
 
 /* mm_slot.c */
+bool ksm_huge_merge_pays(struct page *page, struct mm_struct *mm,
+			 unsigned long addr, struct page *partner,
+			 struct mm_struct *partner_mm,
+			 unsigned long partner_addr);
+bool ksm_huge_may_split(struct folio *folio);
+
 void ksm_mm_free(struct ksm_mm *slot);
 long ksm_zero_pages_total(void);
 int ksm_mm_cache_init(void);

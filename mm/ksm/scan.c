@@ -366,7 +366,6 @@ static int ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
 	return -EAGAIN;
 }
 
-
 /*
  * Merge @page with its unstable twin into a new KSM page. Consumes the
  * reference on @tree_page.
@@ -515,7 +514,9 @@ static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page)
 	if (kfolio) {
 		item->hash = hash;
 		item->hashed = true;
-		ksm_scan_join(item, page, kfolio);
+		if (ksm_huge_merge_pays(page, item->mm, item->address, NULL,
+					NULL, 0))
+			ksm_scan_join(item, page, kfolio);
 		folio_put(kfolio);
 		return;		/* on failure, retry next pass */
 	}
@@ -525,11 +526,20 @@ static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page)
 		return;
 
 	if (READ_ONCE(ksm_ctx.knobs.use_zero_pages) &&
-	    hash == ksm_ctx.zero_hash && !ksm_scan_merge_zero(item, page))
+	    hash == ksm_ctx.zero_hash &&
+	    ksm_huge_merge_pays(page, item->mm, item->address, NULL, NULL, 0) &&
+	    !ksm_scan_merge_zero(item, page))
 		return;
 
 	tree_item = ksm_unstable_find_or_insert(item, page, &tree_page);
 	if (!tree_item) {
+		ksm_scan_note_fruitless(item);
+		return;
+	}
+	if (!ksm_huge_merge_pays(page, item->mm, item->address, tree_page,
+				 tree_item->mm, tree_item->address)) {
+		/* Both stay whole; the twin stays in the tree for others. */
+		put_page(tree_page);
 		ksm_scan_note_fruitless(item);
 		return;
 	}

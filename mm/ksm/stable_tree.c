@@ -307,6 +307,31 @@ struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid)
 	return folio;
 }
 
+/**
+ * ksm_stable_has_hash() - is there a KSM page with this content hash?
+ * @hash: a content hash.
+ * @nid: index of the stable tree to look in.
+ *
+ * Only the hash is compared: good enough for estimates, never for merging.
+ *
+ * Context: ksm_ctx.lock held.
+ * Return: true if some key of the tree has @hash.
+ */
+bool ksm_stable_has_hash(u64 hash, int nid)
+{
+	struct rb_node *node = ksm_ctx.stable_roots[nid].rb_node;
+
+	ksm_assert_locked();
+	while (node) {
+		struct ksm_stable_key *key = ksm_key_entry(node);
+
+		if (hash == key->hash)
+			return key->nr_copies > 0;
+		node = hash < key->hash ? node->rb_left : node->rb_right;
+	}
+	return false;
+}
+
 static struct ksm_stable_key *ksm_key_create(struct rb_root *root, u64 hash,
 					     int nid, struct rb_node **link,
 					     struct rb_node *parent)

@@ -35,6 +35,7 @@ KSM_ATTR_RO(_name)
  * @attr: the sysfs attribute.
  * @number: the value, for numbers (parsed as unsigned int).
  * @flag: the value, for booleans (parsed by kstrtobool()).
+ * @max: for numbers, the largest value accepted (0: no limit).
  * @advisor_owned: refused with -EINVAL while the advisor is on.
  * @wake_ksmd: ksmd must act on a new value at once.
  */
@@ -42,6 +43,7 @@ struct ksm_knob_attr {
 	struct kobj_attribute attr;
 	unsigned int *number;
 	bool *flag;
+	unsigned int max;
 	bool advisor_owned;
 	bool wake_ksmd;
 };
@@ -76,7 +78,8 @@ static ssize_t ksm_knob_store(struct kobject *kobj,
 			return -EINVAL;
 		WRITE_ONCE(*knob->flag, flag);
 	} else {
-		if (kstrtouint(buf, 10, &number))
+		if (kstrtouint(buf, 10, &number) ||
+		    (knob->max && number > knob->max))
 			return -EINVAL;
 		WRITE_ONCE(*knob->number, number);
 	}
@@ -101,6 +104,12 @@ KSM_KNOB(stable_node_chains_prune_millisecs,
 	 .number = &ksm_ctx.knobs.prune_millisecs);
 KSM_KNOB(use_zero_pages, .flag = &ksm_ctx.knobs.use_zero_pages);
 KSM_KNOB(smart_scan, .flag = &ksm_ctx.knobs.smart_scan);
+/*
+ * Not in 6.12: see mm/ksm/huge.c. At most the pages of a PMD-sized THP,
+ * a limit set at init (not a compile-time constant everywhere).
+ */
+KSM_KNOB(huge_split_min_subpages,
+	 .number = &ksm_ctx.knobs.huge_split_min_subpages);
 
 /* run control */
 
@@ -238,6 +247,8 @@ KSM_COUNTER(pages_skipped, ksm_ctx.stats.pages_skipped);
 KSM_COUNTER(full_scans, ksm_ctx.scan.full_scans);
 KSM_COUNTER(stable_node_chains, ksm_ctx.stats.chains);
 KSM_COUNTER(stable_node_dups, ksm_ctx.stats.chain_copies);
+KSM_COUNTER(huge_pages_split, ksm_ctx.stats.huge_split);
+KSM_COUNTER(huge_pages_kept, ksm_ctx.stats.huge_kept);
 
 static ssize_t pages_volatile_show(struct kobject *kobj,
 				   struct kobj_attribute *attr, char *buf)
@@ -277,6 +288,7 @@ static struct attribute *ksm_attrs[] = {
 	&max_page_sharing_attr.attr,
 	&stable_node_chains_prune_millisecs_knob.attr.attr,
 	&smart_scan_knob.attr.attr,
+	&huge_split_min_subpages_knob.attr.attr,
 	&advisor_mode_attr.attr,
 	&advisor_max_cpu_attr.attr,
 	&advisor_min_pages_to_scan_attr.attr,
@@ -293,6 +305,8 @@ static struct attribute *ksm_attrs[] = {
 	&stable_node_chains_attr.attr,
 	&stable_node_dups_attr.attr,
 	&general_profit_attr.attr,
+	&huge_pages_split_attr.attr,
+	&huge_pages_kept_attr.attr,
 	NULL,
 };
 
@@ -313,8 +327,10 @@ static const struct attribute_group ksm_attr_group = {
 
 static int __init ksm_sysfs_init(void)
 {
-	int err = sysfs_create_group(mm_kobj, &ksm_attr_group);
+	int err;
 
+	huge_split_min_subpages_knob.max = KSM_HUGE_MAX_SUBPAGES;
+	err = sysfs_create_group(mm_kobj, &ksm_attr_group);
 	if (err)
 		pr_err("ksm: cannot register sysfs files\n");
 	return err;

@@ -145,6 +145,39 @@ void ksm_unstable_keep(struct ksm_rmap_item *item)
 }
 
 /**
+ * ksm_unstable_has_other() - is a page with this hash waiting elsewhere?
+ * @hash: a content hash.
+ * @nid: index of the unstable tree to look in.
+ * @mm: with @start and @end, a range whose own pages do not count.
+ * @start: first address of the range.
+ * @end: end of the range.
+ *
+ * Only hashes are compared: good enough for estimates, never for merging.
+ *
+ * Context: ksm_ctx.lock held.
+ * Return: true if an item with @hash outside the range is in the tree.
+ */
+bool ksm_unstable_has_other(u64 hash, int nid, struct mm_struct *mm,
+			    unsigned long start, unsigned long end)
+{
+	struct rb_node *node;
+	int budget = KSM_UNSTABLE_MAX_COMPARES;
+
+	ksm_assert_locked();
+	node = ksm_unstable_first(&ksm_ctx.unstable_roots[nid], hash);
+	for (; node && budget--; node = rb_next(node)) {
+		struct ksm_rmap_item *item = ksm_unstable_entry(node);
+
+		if (item->hash != hash)
+			break;
+		if (item->mm != mm || item->address < start ||
+		    item->address >= end)
+			return true;
+	}
+	return false;
+}
+
+/**
  * ksm_unstable_find_or_insert() - find a twin of a page, or wait for one
  * @item: the page's item, state KSM_ITEM_NEW, ->hash up to date.
  * @page: the page, referenced by the caller.

@@ -58,6 +58,7 @@ reset_ksm() {
 	ksm_set use_zero_pages 0
 	ksm_set stable_node_chains_prune_millisecs 2000
 	ksm_set smart_scan 1
+	ksm_set huge_split_min_subpages 64
 	ksm_set run 0
 }
 

@@ -224,6 +224,7 @@ static const char *const ksm_rw_knobs[] = {
 	"max_page_sharing",
 	"use_zero_pages",
 	"smart_scan",
+	"huge_split_min_subpages",	/* ours only: skipped where absent */
 	"stable_node_chains_prune_millisecs",
 	"sleep_millisecs",
 	"advisor_max_cpu",
