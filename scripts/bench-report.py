@@ -235,19 +235,25 @@ def main():
         gp = os.path.join(d, "bench.gp")
         names = {"stock": "stock 6.12", "ksm": "ours"}
         with open(gp, "w") as fh:
-            fh.write('set terminal svg size %d,700 dynamic font "sans,11"\n' % (480 * len(plots)))
+            fh.write('set terminal svg size %d,1000 dynamic noenhanced font "sans,11"\n' % (480 * len(plots)))
             fh.write('set output "bench.svg"\nset key top left\nset grid\n')
-            fh.write("set multiplot layout 2,%d title \"KSM: ours vs stock (%s; repetition 1)\"\n"
+            fh.write("set multiplot layout 3,%d title \"KSM: ours vs stock (%s; repetition 1)\"\n"
                      % (len(plots), "quick sizes" if quick else "full sizes"))
-            for row in ("sharing", "cpu"):
+            # rows: pages_sharing over time, ksmd CPU over time, and
+            # pages_sharing over ksmd CPU (what a CPU second buys)
+            for row in ("sharing", "cpu", "per_cpu"):
                 for wl, have in plots:
                     if row == "sharing":
                         fh.write('set title "%s: pages_sharing"\nset xlabel "seconds"\nset ylabel "pages"\n' % wl)
-                        col = 2
-                    else:
+                        cols = "1:2"
+                    elif row == "cpu":
                         fh.write('set title "%s: ksmd CPU"\nset xlabel "seconds"\nset ylabel "CPU seconds"\n' % wl)
-                        col = 4
-                    fh.write("plot " + ", ".join('"%s" using 1:%d with lines lw 2 title "%s"' % (p, col, names[v])
+                        cols = "1:4"
+                    else:
+                        fh.write('set title "%s: pages_sharing per ksmd CPU"\nset xlabel "ksmd CPU seconds"\n'
+                                 'set ylabel "pages"\n' % wl)
+                        cols = "4:2"
+                    fh.write("plot " + ", ".join('"%s" using %s with lines lw 2 title "%s"' % (p, cols, names[v])
                                                  for v, p in have) + "\n")
             fh.write("unset multiplot\n")
         if shutil.which("gnuplot"):
