@@ -37,7 +37,6 @@ VARIANTS=(stock ksm)
 # Kernels: one build at a time (build-kernel.sh also locks its object dir).
 for v in "${VARIANTS[@]}"; do
 	img_var=${v^^}_IMAGE
-	[[ $v == ksm ]] && img_var=KSM_IMAGE
 	if [[ -n ${!img_var:-} ]]; then
 		[[ -f ${!img_var} ]] || die "$img_var=${!img_var}: no such file"
 		info "$v: using ${!img_var} ($img_var)"
@@ -56,8 +55,7 @@ info "bench: $REPS repetition(s) per kernel, $([[ $QUICK == 1 ]] && echo quick |
 start=$SECONDS
 for ((rep = 1; rep <= REPS; rep++)); do
 	for v in "${VARIANTS[@]}"; do
-		img_var=KSM_IMAGE
-		[[ $v == stock ]] && img_var=STOCK_IMAGE
+		img_var=${v^^}_IMAGE
 		kernel=${!img_var:-$BUILD/$v/bzImage}
 		info "bench: repetition $rep/$REPS, $v"
 		rc=0
