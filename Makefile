@@ -11,6 +11,8 @@
 #                                     long ksm_stress_test on the debug kernel
 #   make run MODE=<mode>              boot with ksm.harness=<mode>
 #                                     (any scripts/guest/<mode>.sh)
+#   make bench [REPS=3] [BENCH_QUICK=1] [BENCH_ONLY=a,b]
+#                                     ours vs stock KSM, side by side
 #   make deps | clean | distclean
 
 SHELL := /bin/bash
@@ -37,11 +39,12 @@ endif
 
 # Passed through to the scripts.
 export ONLY TEST_TIMEOUT GUEST_TIMEOUT RETRY ACCEL V APPEND OURTESTS
+export REPS BENCH_QUICK BENCH_ONLY KSM_IMAGE STOCK_IMAGE
 
-.PHONY: help deps source kernel initramfs tests check stress boot shell demo run clean distclean
+.PHONY: help deps source kernel initramfs tests check stress boot shell demo run bench clean distclean
 
 help:
-	@sed -n '4,16s/^# \{0,1\}//p' Makefile
+	@sed -n '4,18s/^# \{0,1\}//p' Makefile
 
 deps:
 	@$(S)/install-deps.sh
@@ -98,9 +101,15 @@ run: deps
 	$(S)/build-initramfs.sh $(VARIANT) && \
 	$(S)/run-qemu.sh $(VARIANT) $(MODE)
 
+# Lean stock and ours kernels, booted one after the other REPS times; the
+# table, build/bench/results.csv and build/bench/bench.svg (README,
+# "Benchmarks").  Reports missed targets, does not fail on them.
+bench: deps
+	@$(S)/bench.sh
+
 clean:
 	rm -rf build/obj build/ksm build/ksm-debug build/stock build/stock-debug \
-		build/initramfs build/initramfs-*.cpio.gz* build/tests build/uapi build/uapi-ksm \
+		build/initramfs build/initramfs-*.cpio.gz* build/bench build/tests build/uapi build/uapi-ksm \
 		build/src/ksm build/src/ksm.manifest build/accel.cache build/kvm-probe.log
 
 distclean:

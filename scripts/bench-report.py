@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""Table, CSV and plot of a "make bench" run (scripts/bench.sh).
+
+    bench-report.py DIR
+
+DIR (build/bench) holds <variant>-rep<N>.results (the guest's BENCH lines)
+and <variant>-rep<N>.time ("<accelerator> <seconds>").  Writes
+DIR/results.csv, DIR/samples-<variant>-<workload>.dat, DIR/bench.gp and
+(with gnuplot) DIR/bench.svg; prints the table.  Never fails on a missed
+target: it reports.
+"""
+import csv
+import glob
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+VARIANTS = ("stock", "ksm")
+
+# Figures: (name, unit, getter, target).  A getter is (workload, key) or a
+# function of one repetition's results returning a number or None.  Targets
+# (issues 6 and 9): ("ratio", op, x) compares ours/stock, ("ours", op, x)
+# our own figure.
+
+
+def per_rep_ratio(num, den):
+    def get(res):
+        a, b = res.get(num), res.get(den)
+        if a is None or b is None or b == 0:
+            return None
+        return a / b
+    return get
+
+
+def scale_ratio(res):
+    labels = [k[0] for k in res if k[0].startswith("scale_") and k[1] == "ns_per_page"]
+    if len(labels) < 2:
+        return None
+    labels.sort(key=lambda s: int(s[6:-1]))
+    lo, hi = res[(labels[0], "ns_per_page")], res[(labels[-1], "ns_per_page")]
+    return hi / lo if lo else None
+
+
+def figures(labels):
+    f = [
+        ("no dups: ksmd CPU per scanned page", "ns", ("nodups", "ns_per_page"), ("ratio", "<=", 0.33)),
+        ("no dups: pages scanned per second", "pages/s", ("nodups", "pages_per_sec"), None),
+        ("all dups: full scans to converge", "scans", ("alldups", "converge_scans"), ("ours", "<=", 1)),
+        ("all dups: ksmd CPU to converge", "ms", ("alldups", "converge_cpu_ms"), ("ratio", "<=", 0.5)),
+        ("all dups: time to converge", "ms", ("alldups", "converge_ms"), None),
+        ("all dups: MiB saved", "MiB", ("alldups", "saved_mib"), ("ratio", ">=", 1.0)),
+        ("mix: MiB saved after full scan 1", "MiB", ("mix", "saved_mib_scan1"), None),
+        ("mix: MiB saved after full scan 2", "MiB", ("mix", "saved_mib_scan2"), None),
+        ("mix: MiB saved after full scan 3", "MiB", ("mix", "saved_mib_scan3"), None),
+        ("mix: MiB saved at convergence", "MiB", ("mix", "saved_mib"), ("ratio", ">=", 1.0)),
+        ("mix: full scans to converge", "scans", ("mix", "converge_scans"), None),
+        ("mix: ksmd CPU to converge", "ms", ("mix", "converge_cpu_ms"), None),
+        ("mix: time to converge", "ms", ("mix", "converge_ms"), None),
+    ]
+    scale = sorted({l for l in labels if l.startswith("scale_")}, key=lambda s: int(s[6:-1]))
+    for l in scale:
+        f.append(("scaling: ksmd CPU per page, %s pages" % l[6:], "ns", (l, "ns_per_page"), None))
+    if len(scale) >= 2:
+        f.append(("scaling: CPU/page %s over %s" % (scale[-1][6:], scale[0][6:]), "x", scale_ratio,
+                  ("ours", "<=", 1.2)))
+    f += [
+        ("2 scanner threads: pages/s over 1 thread", "x",
+         per_rep_ratio(("threads_2", "pages_per_sec"), ("threads_1", "pages_per_sec")), ("ours", ">=", 1.7)),
+        ("ksm_tests -P: merge speed", "MiB/s", ("ksm_tests_P", "mib_per_sec"), ("ratio", ">=", 3.0)),
+        ("ksm_tests -H: merge speed, THP", "MiB/s", ("ksm_tests_H", "mib_per_sec"), None),
+        ("ksm_tests -D: unmerge speed", "MiB/s", ("ksm_tests_D", "mib_per_sec"), ("ratio", ">=", 1.0)),
+        ("ksm_tests -C: CoW speed, merged pages", "MiB/s", ("ksm_tests_C", "mib_per_sec"), ("ratio", ">=", 1.0)),
+        ("metadata per tracked page, no dups", "bytes", ("nodups", "meta_bytes_per_page"), ("ours", "<=", 48)),
+        ("metadata per tracked page, mix", "bytes", ("mix", "meta_bytes_per_page"), ("ours", "<=", 48)),
+        ("co-runner: throughput, ksmd busy/idle", "x", ("corunner", "throughput_ratio"), ("ratio", ">=", 0.95)),
+        ("co-runner: ksmd CPU while busy", "%", ("corunner", "ksmd_cpu_pct"), None),
+        ("THP=always mix: full scans to converge", "scans", ("thp", "converge_scans"), ("ours", "<=", 3)),
+        ("THP=always mix: MiB saved", "MiB", ("thp", "saved_mib"), None),
+        ("THP=always mix: saved vs THP off", "x", per_rep_ratio(("thp", "saved_mib"), ("thp_off", "saved_mib")),
+         ("ours", ">=", 1.0)),
+        ("THP=always mix: ksmd CPU (whole run)", "ms", ("thp", "cpu_ms"), None),
+        ("THP=always mix: huge pages before scan", "MiB", ("thp", "anon_huge_mib"), None),
+    ]
+    return f
+
+
+def parse(path):
+    res, info, samples = {}, {}, {}
+    with open(path, errors="replace") as fh:
+        for line in fh:
+            parts = line.strip().split()
+            if len(parts) >= 4 and parts[0] == "BENCH":
+                if parts[1] == "info":
+                    info[parts[2]] = " ".join(parts[3:])
+                    continue
+                try:
+                    res[(parts[1], parts[2])] = float(parts[3])
+                except ValueError:
+                    pass
+            elif len(parts) == 7 and parts[0] == "BENCHSAMPLE":
+                samples.setdefault(parts[1], []).append(parts[2:])
+    return res, info, samples
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    a = abs(v)
+    if a >= 1000:
+        return "%.0f" % v
+    if a >= 100:
+        return "%.1f" % v
+    if a >= 10:
+        return "%.2f" % v
+    return "%.3g" % v
+
+
+def cell(vals):
+    if not vals:
+        return "-"
+    med = statistics.median(vals)
+    if len(vals) == 1:
+        return fmt(med)
+    return "%s [%s-%s]" % (fmt(med), fmt(min(vals)), fmt(max(vals)))
+
+
+OPS = {"<=": lambda a, b: a <= b + 1e-9, ">=": lambda a, b: a >= b - 1e-3}
+
+
+def main():
+    d = sys.argv[1] if len(sys.argv) > 1 else "build/bench"
+    runs = {v: [] for v in VARIANTS}
+    infos, accel, guest_s = {}, set(), 0
+    for v in VARIANTS:
+        for path in sorted(glob.glob(os.path.join(d, "%s-rep*.results" % v)),
+                           key=lambda p: int(re.search(r"rep(\d+)", p).group(1))):
+            res, info, samples = parse(path)
+            runs[v].append((res, samples))
+            infos.setdefault(v, info)
+            tpath = path[:-len(".results")] + ".time"
+            if os.path.exists(tpath):
+                t = open(tpath).read().split()
+                if t:
+                    accel.add(t[0])
+                    guest_s += int(t[1]) if len(t) > 1 else 0
+    labels = {k[0] for v in VARIANTS for res, _ in runs[v] for k in res}
+
+    rows = []
+    for name, unit, getter, target in figures(labels):
+        vals = {}
+        for v in VARIANTS:
+            vals[v] = []
+            for res, _ in runs[v]:
+                x = getter(res) if callable(getter) else res.get(getter)
+                if x is not None and x >= 0:
+                    vals[v].append(x)
+        sm = statistics.median(vals["stock"]) if vals["stock"] else None
+        om = statistics.median(vals["ksm"]) if vals["ksm"] else None
+        ratio = om / sm if om is not None and sm else None
+        status, tstr = "", ""
+        if target:
+            kind, op, x = target
+            tstr = "%s %s %g" % ("ratio" if kind == "ratio" else "ours", op, x)
+            val = ratio if kind == "ratio" else om
+            status = "-" if val is None else ("pass" if OPS[op](val, x) else "MISS")
+        rows.append((name, unit, vals["stock"], vals["ksm"], ratio, tstr, status))
+
+    # --- table ---------------------------------------------------------
+    kver = {v: infos.get(v, {}).get("kernel", "?") for v in VARIANTS}
+    quick = any(infos.get(v, {}).get("quick") == "1" for v in VARIANTS)
+    nreps = {v: len(runs[v]) for v in VARIANTS}
+    print()
+    print("KSM benchmark: ours vs stock (%s sizes; medians [min-max] of %d stock / %d ours repetitions)"
+          % ("QUICK" if quick else "full", nreps["stock"], nreps["ksm"]))
+    print("kernel: stock %s, ours %s; QEMU accelerator: %s; guest time %ds"
+          % (kver["stock"], kver["ksm"], ",".join(sorted(accel)) or "?", guest_s))
+    hdr = ("figure", "unit", "stock", "ours", "ours/stock", "target", "")
+    table = [hdr] + [(n, u, cell(s), cell(o), fmt(r), t, st) for n, u, s, o, r, t, st in rows]
+    w = [max(len(r[i]) for r in table) for i in range(len(hdr))]
+    for i, r in enumerate(table):
+        print("  ".join(c.ljust(w[j]) if j in (0, 1, 5, 6) else c.rjust(w[j]) for j, c in enumerate(r)).rstrip())
+        if i == 0:
+            print("  ".join("-" * x for x in w))
+    with_t = [r for r in rows if r[5]]
+    print("targets: %d pass, %d missed, %d without data (missed targets are reported, not fatal)"
+          % (sum(r[6] == "pass" for r in with_t), sum(r[6] == "MISS" for r in with_t),
+             sum(r[6] == "-" for r in with_t)))
+    for v in VARIANTS:
+        for i, (res, _) in enumerate(runs[v]):
+            bad = sorted(l for (l, k), x in res.items() if k == "rc" and x != 0)
+            bad += sorted(l for (l, k), x in res.items() if k == "timeout" and x != 0)
+            if bad:
+                print("note: %s repetition %d: non-zero exit or timeout in: %s" % (v, i + 1, ", ".join(bad)))
+
+    # --- CSV -----------------------------------------------------------
+    with open(os.path.join(d, "results.csv"), "w", newline="") as fh:
+        cw = csv.writer(fh)
+        cw.writerow(["figure", "unit", "stock_median", "stock_min", "stock_max",
+                     "ours_median", "ours_min", "ours_max", "ratio_ours_stock", "target", "status",
+                     "stock_kernel", "ours_kernel", "accel", "quick"])
+
+        def mm(vals):
+            if not vals:
+                return ["", "", ""]
+            return ["%.6g" % statistics.median(vals), "%.6g" % min(vals), "%.6g" % max(vals)]
+        for n, u, s, o, r, t, st in rows:
+            cw.writerow([n, u] + mm(s) + mm(o) + ["" if r is None else "%.4g" % r, t, st,
+                                                   kver["stock"], kver["ksm"], ",".join(sorted(accel)),
+                                                   int(quick)])
+
+    # --- plot: first repetition's samples --------------------------------
+    plots = []
+    for wl in ("alldups", "mix", "thp"):
+        have = []
+        for v in VARIANTS:
+            if not runs[v]:
+                continue
+            s = runs[v][0][1].get(wl)
+            if not s:
+                continue
+            path = os.path.join(d, "samples-%s-%s.dat" % (v, wl))
+            with open(path, "w") as fh:
+                fh.write("# t_s pages_sharing saved_mib ksmd_cpu_s full_scans\n")
+                for t, sharing, saved, cpu, scans in s:
+                    fh.write("%.3f %s %.2f %.3f %s\n" % (float(t) / 1e3, sharing,
+                                                        float(saved) * 4096 / 2**20,
+                                                        float(cpu) / 1e3, scans))
+            have.append((v, os.path.basename(path)))
+        if have:
+            plots.append((wl, have))
+    if plots:
+        gp = os.path.join(d, "bench.gp")
+        names = {"stock": "stock 6.12", "ksm": "ours"}
+        with open(gp, "w") as fh:
+            fh.write('set terminal svg size %d,1000 dynamic noenhanced font "sans,11"\n' % (480 * len(plots)))
+            fh.write('set output "bench.svg"\nset key top left\nset grid\n')
+            fh.write("set multiplot layout 3,%d title \"KSM: ours vs stock (%s; repetition 1)\"\n"
+                     % (len(plots), "quick sizes" if quick else "full sizes"))
+            # rows: pages_sharing over time, ksmd CPU over time, and
+            # pages_sharing over ksmd CPU (what a CPU second buys)
+            for row in ("sharing", "cpu", "per_cpu"):
+                for wl, have in plots:
+                    if row == "sharing":
+                        fh.write('set title "%s: pages_sharing"\nset xlabel "seconds"\nset ylabel "pages"\n' % wl)
+                        cols = "1:2"
+                    elif row == "cpu":
+                        fh.write('set title "%s: ksmd CPU"\nset xlabel "seconds"\nset ylabel "CPU seconds"\n' % wl)
+                        cols = "1:4"
+                    else:
+                        fh.write('set title "%s: pages_sharing per ksmd CPU"\nset xlabel "ksmd CPU seconds"\n'
+                                 'set ylabel "pages"\n' % wl)
+                        cols = "4:2"
+                    fh.write("plot " + ", ".join('"%s" using %s with lines lw 2 title "%s"' % (p, cols, names[v])
+                                                 for v, p in have) + "\n")
+            fh.write("unset multiplot\n")
+        if shutil.which("gnuplot"):
+            r = subprocess.run(["gnuplot", "bench.gp"], cwd=d, capture_output=True, text=True)
+            if r.returncode == 0:
+                print("plot: %s" % os.path.join(d, "bench.svg"))
+            else:
+                print("plot: gnuplot failed: %s" % r.stderr.strip().splitlines()[-1:])
+        else:
+            print("plot: gnuplot not installed; script in %s" % gp)
+    print("csv: %s" % os.path.join(d, "results.csv"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

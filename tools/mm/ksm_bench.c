@@ -1,0 +1,772 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ksm_bench - KSM benchmark workloads, run in the guest by "make bench".
+ *
+ *   ksm_bench [options] WORKLOAD
+ *
+ * WORKLOAD is one of
+ *
+ *   nodups    PROCS x MIB of random pages: ksmd CPU per scanned page over
+ *             SCANS full scans, pages per second, bookkeeping per page
+ *   alldups   PROCS x MIB of one repeated byte: scans, CPU and time until
+ *             the savings stop growing
+ *   mix       PROCS x MIB of a VM-like mix (25% zero pages, 40% identical
+ *             across processes, 10% repeated within a process, 25% unique),
+ *             same figures as alldups
+ *   corunner  a memory-bound loop's throughput with ksmd idle, then with
+ *             ksmd scanning PROCS x MIB of random pages at full speed
+ *   reset     only reset KSM (run=2, 6.12 defaults, run=0)
+ *
+ * Options:
+ *   -p PROCS   processes (default 1)
+ *   -m MIB     MiB per process (default 64)
+ *   -s PAGES   pages_to_scan (default 4000)
+ *   -S MSECS   sleep_millisecs (default 0)
+ *   -n SCANS   nodups: full scans to measure (default 2); alldups/mix:
+ *              at most this many full scans (default 12)
+ *   -t SECS    give up on any wait after SECS seconds (default 900)
+ *   -i MSECS   sampling interval (default 50)
+ *   -d SECS    corunner: length of each measuring window (default 5)
+ *   -k KNOB=V  extra KSM sysfs setting after the reset (repeatable)
+ *   -l LABEL   name of the workload in the output (default WORKLOAD)
+ *   -v         print a sample line every interval (for plots)
+ *
+ * Before each workload KSM is reset to the 6.12 defaults, then
+ * pages_to_scan and sleep_millisecs are set and ksmd is started once every
+ * process has filled its memory.  ksmd's CPU time is utime + stime of every
+ * kernel thread whose name starts with "ksmd" (/proc/PID/stat).  Waits are
+ * on /sys/kernel/mm/ksm/full_scans, bounded by -t.  Results are lines
+ *
+ *   BENCH LABEL KEY VALUE
+ *   BENCHSAMPLE LABEL T_MS PAGES_SHARING SAVED_PAGES KSMD_CPU_MS FULL_SCANS
+ *
+ * "saved" pages are pages_sharing + ksm_zero_pages.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MADV_MERGEABLE
+#define MADV_MERGEABLE 12
+#endif
+
+#define KSM_DIR		"/sys/kernel/mm/ksm/"
+#define HPAGE		(2UL << 20)
+#define MAX_KSMD	64
+#define MAX_KNOBS	16
+
+enum workload { WL_NODUPS, WL_ALLDUPS, WL_MIX, WL_CORUNNER, WL_RESET };
+
+static const char *const wl_names[] = {
+	"nodups", "alldups", "mix", "corunner", "reset",
+};
+
+static struct {
+	enum workload wl;
+	const char *label;
+	int procs;
+	size_t mib;
+	long pages_to_scan;
+	long sleep_ms;
+	int scans;
+	int timeout;
+	int interval_ms;
+	int window;
+	int verbose;
+	const char *knobs[MAX_KNOBS];
+	int nknobs;
+} opt = {
+	.procs = 1, .mib = 64, .pages_to_scan = 4000, .sleep_ms = 0,
+	.scans = -1, .timeout = 900, .interval_ms = 50, .window = 5,
+};
+
+static size_t page_size;
+static long clk_tck;
+static pid_t ksmd_pids[MAX_KSMD];
+static int nr_ksmd;
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void result(const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void result(const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("BENCH %s %s ", opt.label, key);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static long read_long(const char *path, long def)
+{
+	char buf[64];
+	long v = def;
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return def;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n > 0) {
+		buf[n] = '\0';
+		v = strtol(buf, NULL, 10);
+	}
+	close(fd);
+	return v;
+}
+
+static long ksm_read(const char *knob)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), KSM_DIR "%s", knob);
+	return read_long(path, 0);
+}
+
+/* Write @val to a KSM knob; missing knobs are skipped (not in every kernel). */
+static int ksm_write(const char *knob, const char *val)
+{
+	char path[128];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), KSM_DIR "%s", knob);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	while (write(fd, val, strlen(val)) < 0) {
+		if (errno != EINTR) {
+			fprintf(stderr, "ksm_bench: write %s=%s: %s\n", knob,
+				val, strerror(errno));
+			ret = -1;
+			break;
+		}
+	}
+	close(fd);
+	return ret;
+}
+
+static int ksm_write_long(const char *knob, long val)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%ld", val);
+	return ksm_write(knob, buf);
+}
+
+/* run=2 (unmerge everything), the 6.12 defaults, run=0. */
+static int ksm_reset(void)
+{
+	static const char *const defaults[][2] = {
+		{ "advisor_mode", "none" },
+		{ "pages_to_scan", "100" },
+		{ "sleep_millisecs", "20" },
+		{ "max_page_sharing", "256" },
+		{ "merge_across_nodes", "1" },
+		{ "use_zero_pages", "0" },
+		{ "stable_node_chains_prune_millisecs", "2000" },
+		{ "smart_scan", "1" },
+	};
+	unsigned int i;
+	int ret = ksm_write("run", "2");
+
+	for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+		ret |= ksm_write(defaults[i][0], defaults[i][1]);
+	ret |= ksm_write("run", "0");
+	return ret;
+}
+
+static void find_ksmd(void)
+{
+	struct dirent *de;
+	char path[64], comm[32];
+	DIR *d = opendir("/proc");
+	ssize_t n;
+	int fd;
+
+	nr_ksmd = 0;
+	if (!d)
+		return;
+	while ((de = readdir(d)) && nr_ksmd < MAX_KSMD) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%.16s/comm", de->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		n = read(fd, comm, sizeof(comm) - 1);
+		close(fd);
+		if (n >= 4 && !strncmp(comm, "ksmd", 4))
+			ksmd_pids[nr_ksmd++] = atoi(de->d_name);
+	}
+	closedir(d);
+}
+
+/* utime + stime of every ksmd thread, in milliseconds. */
+static double ksmd_cpu_ms(void)
+{
+	unsigned long long ticks = 0, ut, st;
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int i, fd;
+
+	for (i = 0; i < nr_ksmd; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/stat", ksmd_pids[i]);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		p = strrchr(buf, ')');
+		/* after "pid (comm)": state is field 3, utime 14, stime 15 */
+		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+				&ut, &st) == 2)
+			ticks += ut + st;
+	}
+	return ticks * 1000.0 / clk_tck;
+}
+
+/* Bytes held by the KSM slab caches (any cache with "ksm" in its name). */
+static long long ksm_slab_bytes(void)
+{
+	char line[512], name[128];
+	long long bytes = 0;
+	unsigned long active, num, objsize;
+	FILE *f = fopen("/proc/slabinfo", "r");
+	int i;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%127s %lu %lu %lu", name, &active, &num,
+			   &objsize) != 4)
+			continue;
+		for (i = 0; name[i]; i++)
+			if (name[i] >= 'A' && name[i] <= 'Z')
+				name[i] += 'a' - 'A';
+		if (strstr(name, "ksm"))
+			bytes += (long long)active * objsize;
+	}
+	fclose(f);
+	return bytes;
+}
+
+static long meminfo_kb(const char *key)
+{
+	char line[256];
+	size_t len = strlen(key);
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, len) && line[len] == ':') {
+			v = strtol(line + len + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* xorshift64*: cheap pseudo-random page content. */
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dULL;
+}
+
+static void fill_word_pattern(uint64_t *page, uint64_t seed)
+{
+	size_t w, words = page_size / sizeof(uint64_t);
+
+	for (w = 0; w < words; w++)
+		page[w] = (seed + 1) * 0x9e3779b97f4a7c15ULL ^ w;
+}
+
+/*
+ * Fill the memory of process @proc.  Mix layout, in contiguous ranges so
+ * that whole huge pages have one kind of content: [0, 25%) zero,
+ * [25%, 65%) identical across processes, [65%, 75%) 32 contents repeated
+ * within the process, [75%, 100%) unique.
+ */
+static void fill(char *mem, size_t pages, unsigned int proc)
+{
+	uint64_t s = 0x12345678ULL + ((uint64_t)proc << 32);
+	size_t p, w, words = page_size / sizeof(uint64_t);
+
+	for (p = 0; p < pages; p++) {
+		uint64_t *page = (uint64_t *)(mem + p * page_size);
+		size_t pct = p * 100 / pages;
+
+		switch (opt.wl) {
+		case WL_ALLDUPS:
+			memset(page, 0x5a, page_size);
+			break;
+		case WL_MIX:
+			if (pct < 25) {
+				memset(page, 0, page_size);
+			} else if (pct < 65) {
+				fill_word_pattern(page, p);
+			} else if (pct < 75) {
+				fill_word_pattern(page, (1ULL << 62) |
+						  ((uint64_t)proc << 32) | (p % 32));
+			} else {
+				for (w = 0; w < words; w++)
+					page[w] = rnd(&s);
+			}
+			break;
+		default:
+			for (w = 0; w < words; w++)
+				page[w] = rnd(&s);
+			break;
+		}
+	}
+}
+
+/*
+ * Child: map, fill and mark mergeable, say "ready" on @ready_fd, then hold
+ * the memory until @hold_fd reaches EOF (the parent closed it or died).
+ */
+static int run_child(unsigned int proc, int ready_fd, int hold_fd)
+{
+	size_t len = opt.mib << 20;
+	char *raw, *mem, byte;
+
+	raw = mmap(NULL, len + HPAGE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED) {
+		perror("ksm_bench: mmap");
+		return 1;
+	}
+	/* 2 MiB aligned, so that THP=always can back it with huge pages */
+	mem = (char *)(((uintptr_t)raw + HPAGE - 1) & ~(HPAGE - 1));
+	if (madvise(mem, len, MADV_MERGEABLE)) {
+		perror("ksm_bench: madvise(MADV_MERGEABLE)");
+		return 1;
+	}
+	fill(mem, len / page_size, proc);
+	if (write(ready_fd, "r", 1) != 1)
+		return 1;
+	close(ready_fd);
+	while (read(hold_fd, &byte, 1) > 0)
+		;
+	return 0;
+}
+
+/* Memory-bound loop: stream over 64 MiB, count bytes in *@counter. */
+static int run_streamer(volatile uint64_t *counter, int ready_fd)
+{
+	size_t len = 64UL << 20, n = len / sizeof(uint64_t), i;
+	uint64_t *buf = malloc(len), x = 1;
+
+	if (!buf)
+		return 1;
+	memset(buf, 1, len);
+	if (write(ready_fd, "r", 1) != 1)
+		return 1;
+	close(ready_fd);
+	for (;;) {
+		for (i = 0; i < n; i += 8) {
+			x += buf[i];
+			buf[i] = x;
+			if (!(i & 0xffff))
+				*counter += 0x10000 * sizeof(uint64_t);
+		}
+	}
+	return 0;
+}
+
+struct sample {
+	double t, cpu;
+	long sharing, saved, scans;
+};
+
+static void take_sample(struct sample *s, double t0, double cpu0, long scans0)
+{
+	s->t = now_ms() - t0;
+	s->scans = ksm_read("full_scans") - scans0;
+	s->sharing = ksm_read("pages_sharing");
+	s->saved = s->sharing + ksm_read("ksm_zero_pages");
+	s->cpu = ksmd_cpu_ms() - cpu0;
+	if (opt.verbose)
+		printf("BENCHSAMPLE %s %.0f %ld %ld %.0f %ld\n", opt.label,
+		       s->t, s->sharing, s->saved, s->cpu, s->scans);
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static double mib(long pages)
+{
+	return pages * (double)page_size / (1 << 20);
+}
+
+/* Run ksmd for opt.scans full scans over random pages. */
+static int measure_nodups(long pages, long long slab0)
+{
+	long scans0 = ksm_read("full_scans"), scanned0 = ksm_read("pages_scanned");
+	double cpu0 = ksmd_cpu_ms(), t0 = now_ms();
+	long long slab;
+	struct sample s;
+	long scanned;
+
+	ksm_write("run", "1");
+	do {
+		sleep_ms(opt.interval_ms);
+		take_sample(&s, t0, cpu0, scans0);
+	} while (s.scans < opt.scans && s.t < opt.timeout * 1e3);
+	scanned = ksm_read("pages_scanned") - scanned0;
+	slab = ksm_slab_bytes();
+	ksm_write("run", "0");
+	result("pages", "%ld", pages);
+	result("full_scans", "%ld", s.scans);
+	result("timeout", "%d", s.scans < opt.scans);
+	result("pages_scanned", "%ld", scanned);
+	result("cpu_ms", "%.0f", s.cpu);
+	result("elapsed_ms", "%.0f", s.t);
+	if (scanned > 0) {
+		result("ns_per_page", "%.1f", s.cpu * 1e6 / scanned);
+		result("pages_per_sec", "%.0f", scanned * 1e3 / s.t);
+	}
+	if (slab >= 0 && slab0 >= 0)
+		result("meta_bytes_per_page", "%.1f",
+		       (double)(slab - slab0) / pages);
+	return s.scans < opt.scans;
+}
+
+/*
+ * Run ksmd until the savings did not change over a whole full scan (at
+ * least 3 full scans, at most opt.scans).  Converged: the first full scan
+ * at whose end the savings were within 0.1% of the final figure; CPU and
+ * time to converge: at the first sample that reached it.
+ */
+static int measure_converge(long pages, long long slab0)
+{
+	long scans0 = ksm_read("full_scans"), last_scan = 0, final;
+	double cpu0 = ksmd_cpu_ms(), t0 = now_ms();
+	size_t cap = 1024, n = 0, i;
+	struct sample *ss = malloc(cap * sizeof(*ss));
+	long *at_end = calloc(opt.scans + 2, sizeof(long));
+	int timed_out = 0, conv_scan = 0, k;
+	long long slab;
+
+	if (!ss || !at_end)
+		return 1;
+	ksm_write("run", "1");
+	for (;;) {
+		sleep_ms(opt.interval_ms);
+		if (n == cap) {
+			cap *= 2;
+			ss = realloc(ss, cap * sizeof(*ss));
+			if (!ss)
+				return 1;
+		}
+		take_sample(&ss[n], t0, cpu0, scans0);
+		while (last_scan < ss[n].scans && last_scan < opt.scans)
+			at_end[++last_scan] = ss[n].saved;
+		n++;
+		if (last_scan >= 3 && at_end[last_scan] == at_end[last_scan - 1])
+			break;
+		if (last_scan >= opt.scans)
+			break;
+		if (ss[n - 1].t > opt.timeout * 1e3) {
+			timed_out = 1;
+			break;
+		}
+	}
+	slab = ksm_slab_bytes();
+	final = ss[n - 1].saved;
+	for (k = 1; k <= last_scan; k++)
+		if (at_end[k] >= final - final / 1000) {
+			conv_scan = k;
+			break;
+		}
+	for (i = 0; i < n; i++)
+		if (ss[i].saved >= final - final / 1000)
+			break;
+	if (i == n)
+		i = n - 1;
+	result("pages", "%ld", pages);
+	result("full_scans", "%ld", ss[n - 1].scans);
+	result("timeout", "%d", timed_out);
+	result("saved_mib", "%.1f", mib(final));
+	result("pages_sharing", "%ld", ss[n - 1].sharing);
+	result("pages_shared", "%ld", ksm_read("pages_shared"));
+	result("ksm_zero_pages", "%ld", ksm_read("ksm_zero_pages"));
+	for (k = 1; k <= last_scan; k++) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "saved_mib_scan%d", k);
+		result(key, "%.1f", mib(at_end[k]));
+	}
+	if (final > 0) {
+		result("converge_scans", "%d", conv_scan ? conv_scan : -1);
+		result("converge_cpu_ms", "%.0f", ss[i].cpu);
+		result("converge_ms", "%.0f", ss[i].t);
+	} else {
+		result("converge_scans", "-");
+		result("converge_cpu_ms", "-");
+		result("converge_ms", "-");
+	}
+	result("cpu_ms", "%.0f", ss[n - 1].cpu);
+	if (slab >= 0 && slab0 >= 0)
+		result("meta_bytes_per_page", "%.1f",
+		       (double)(slab - slab0) / pages);
+	ksm_write("run", "0");
+	free(ss);
+	free(at_end);
+	return timed_out;
+}
+
+static double stream_rate(volatile uint64_t *counter, int secs)
+{
+	uint64_t c0 = *counter;
+	double t0 = now_ms();
+
+	sleep_ms(secs * 1000);
+	return (*counter - c0) / ((now_ms() - t0) / 1e3) / (1 << 20);
+}
+
+static int measure_corunner(volatile uint64_t *counter)
+{
+	long scans0 = ksm_read("full_scans");
+	double idle, busy, cpu0, t0, cpu;
+
+	idle = stream_rate(counter, opt.window);
+	cpu0 = ksmd_cpu_ms();
+	t0 = now_ms();
+	ksm_write("run", "1");
+	busy = stream_rate(counter, opt.window);
+	cpu = ksmd_cpu_ms() - cpu0;
+	t0 = now_ms() - t0;
+	ksm_write("run", "0");
+	result("idle_mib_per_sec", "%.1f", idle);
+	result("busy_mib_per_sec", "%.1f", busy);
+	result("throughput_ratio", "%.3f", idle > 0 ? busy / idle : 0);
+	result("ksmd_cpu_pct", "%.0f", cpu * 100 / t0);
+	result("full_scans", "%ld", ksm_read("full_scans") - scans0);
+	return 0;
+}
+
+static void usage(const char *prog)
+{
+	fprintf(stderr,
+		"usage: %s [-p PROCS] [-m MIB] [-s PAGES_TO_SCAN] [-S SLEEP_MS] [-n SCANS]\n"
+		"       [-t SECS] [-i MSECS] [-d SECS] [-k KNOB=VAL] [-l LABEL] [-v]\n"
+		"       nodups|alldups|mix|corunner|reset\n", prog);
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	int ready[2], hold[2], c, i, ret = 0, got;
+	volatile uint64_t *counter = NULL;
+	pid_t streamer = 0;
+	long long slab0;
+	struct pollfd pfd;
+	double t0;
+	char byte;
+	long pages;
+
+	page_size = sysconf(_SC_PAGESIZE);
+	clk_tck = sysconf(_SC_CLK_TCK);
+	while ((c = getopt(argc, argv, "p:m:s:S:n:t:i:d:k:l:v")) != -1) {
+		switch (c) {
+		case 'p':
+			opt.procs = atoi(optarg);
+			break;
+		case 'm':
+			opt.mib = strtoul(optarg, NULL, 0);
+			break;
+		case 's':
+			opt.pages_to_scan = atol(optarg);
+			break;
+		case 'S':
+			opt.sleep_ms = atol(optarg);
+			break;
+		case 'n':
+			opt.scans = atoi(optarg);
+			break;
+		case 't':
+			opt.timeout = atoi(optarg);
+			break;
+		case 'i':
+			opt.interval_ms = atoi(optarg);
+			break;
+		case 'd':
+			opt.window = atoi(optarg);
+			break;
+		case 'k':
+			if (opt.nknobs == MAX_KNOBS || !strchr(optarg, '='))
+				usage(argv[0]);
+			opt.knobs[opt.nknobs++] = optarg;
+			break;
+		case 'l':
+			opt.label = optarg;
+			break;
+		case 'v':
+			opt.verbose = 1;
+			break;
+		default:
+			usage(argv[0]);
+		}
+	}
+	if (optind != argc - 1)
+		usage(argv[0]);
+	for (i = 0; i <= WL_RESET; i++)
+		if (!strcmp(argv[optind], wl_names[i]))
+			break;
+	if (i > WL_RESET || opt.procs < 1 || opt.mib < 1 || opt.interval_ms < 1)
+		usage(argv[0]);
+	opt.wl = i;
+	if (!opt.label)
+		opt.label = wl_names[opt.wl];
+	if (opt.scans < 0)
+		opt.scans = opt.wl == WL_NODUPS ? 2 : 12;
+
+	if (access(KSM_DIR "run", W_OK)) {
+		fprintf(stderr, "ksm_bench: no writable " KSM_DIR "run\n");
+		return 1;
+	}
+	if (ksm_reset()) {
+		fprintf(stderr, "ksm_bench: KSM reset failed\n");
+		return 1;
+	}
+	if (opt.wl == WL_RESET)
+		return 0;
+	ksm_write_long("pages_to_scan", opt.pages_to_scan);
+	ksm_write_long("sleep_millisecs", opt.sleep_ms);
+	for (i = 0; i < opt.nknobs; i++) {
+		char knob[64], *eq = strchr(opt.knobs[i], '=');
+
+		snprintf(knob, sizeof(knob), "%.*s", (int)(eq - opt.knobs[i]),
+			 opt.knobs[i]);
+		if (ksm_write(knob, eq + 1))
+			return 1;
+	}
+	/* after the knobs: a thread count knob may start more ksmd threads */
+	find_ksmd();
+	if (!nr_ksmd) {
+		fprintf(stderr, "ksm_bench: no ksmd thread found\n");
+		return 1;
+	}
+	result("ksmd_threads", "%d", nr_ksmd);
+
+	if (pipe(ready) || pipe(hold)) {
+		perror("ksm_bench: pipe");
+		return 1;
+	}
+	if (opt.wl == WL_CORUNNER) {
+		counter = mmap(NULL, sizeof(*counter), PROT_READ | PROT_WRITE,
+			       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (counter == MAP_FAILED) {
+			perror("ksm_bench: mmap");
+			return 1;
+		}
+		fflush(stdout);
+		streamer = fork();
+		if (streamer < 0) {
+			perror("ksm_bench: fork");
+			return 1;
+		}
+		if (!streamer) {
+			close(ready[0]);
+			close(hold[0]);
+			close(hold[1]);
+			_exit(run_streamer(counter, ready[1]));
+		}
+	}
+	t0 = now_ms();
+	for (i = 0; i < opt.procs; i++) {
+		pid_t pid;
+
+		fflush(stdout);	/* children must not inherit buffered lines */
+		pid = fork();
+		if (pid < 0) {
+			perror("ksm_bench: fork");
+			return 1;
+		}
+		if (!pid) {
+			close(ready[0]);
+			close(hold[1]);
+			_exit(run_child(i, ready[1], hold[0]));
+		}
+	}
+	close(ready[1]);
+	close(hold[0]);
+
+	/* bounded wait for every process to fill its memory */
+	pfd.fd = ready[0];
+	pfd.events = POLLIN;
+	for (got = 0; got < opt.procs + !!streamer;) {
+		if (poll(&pfd, 1, opt.timeout * 1000) <= 0 ||
+		    read(ready[0], &byte, 1) != 1)
+			break;
+		got++;
+	}
+	if (got < opt.procs + !!streamer) {
+		fprintf(stderr, "ksm_bench: only %d of %d processes filled their memory\n",
+			got, opt.procs + !!streamer);
+		ret = 1;
+		goto out;
+	}
+	pages = opt.procs * (long)((opt.mib << 20) / page_size);
+	result("fill_ms", "%.0f", now_ms() - t0);
+	result("anon_huge_mib", "%ld", meminfo_kb("AnonHugePages") / 1024);
+	slab0 = ksm_slab_bytes();
+
+	switch (opt.wl) {
+	case WL_NODUPS:
+		ret = measure_nodups(pages, slab0);
+		break;
+	case WL_ALLDUPS:
+	case WL_MIX:
+		ret = measure_converge(pages, slab0);
+		break;
+	case WL_CORUNNER:
+		ret = measure_corunner(counter);
+		break;
+	default:
+		break;
+	}
+out:
+	close(hold[1]);
+	if (streamer)
+		kill(streamer, SIGKILL);
+	while (wait(NULL) > 0)
+		;
+	ksm_reset();
+	return ret;
+}
