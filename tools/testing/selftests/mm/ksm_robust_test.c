@@ -8,6 +8,9 @@
  *    VMA changes;
  *  - run=2 written while the processes whose pages it unmerges are
  *    exiting: the write succeeds and nothing stays merged;
+ *  - a process writing to pages while they are being merged: no store is
+ *    lost and no other process's page changes (this is what the compare
+ *    after write-protection is for);
  *  - unmerging more than a memory cgroup allows, by the process itself
  *    (MADV_UNMERGEABLE) and by an administrator (run=2): the cgroup's task
  *    gets -ENOMEM or is OOM-killed, the writer and the kernel carry on,
@@ -441,6 +444,115 @@ TEST_F_TIMEOUT(ksm_robust, madv_unmergeable_over_memcg_limit, 600)
 TEST_F_TIMEOUT(ksm_robust, run2_over_memcg_limit, 600)
 {
 	unmerge_over_limit(_metadata, self, true);
+}
+
+/* ------------------------------------------------------------------ */
+/* Writes racing with merges                                          */
+/* ------------------------------------------------------------------ */
+
+#define RACE_PAGES	512
+#define RACE_PASSES	300
+
+/* Shared between the parent and the two racers. */
+struct race_state {
+	volatile int stop;
+	volatile int ready;
+	volatile long corrupt[2];	/* holder, writer */
+	volatile long rounds[2];
+};
+
+/*
+ * Holder: RACE_PAGES pages of content A(i), checked whole, over and over.
+ * Writer: the same pages, whose first word it keeps flipping between
+ * A(i) and B(i) = A(i) with one bit changed, reading each store back.
+ *
+ * A merge decided on content A must not go through when the page turned
+ * into B before it was write-protected: the writer's store would be lost
+ * (its read-back sees A again), or the holder's page would be replaced by
+ * a B page.  Only the compare made after write-protecting catches this.
+ */
+static void racer(struct race_state *st, int who, char *ref)
+{
+	size_t ps = ksm_page_size(), i;
+	char *p = ksm_map(RACE_PAGES);
+	long corrupt = 0, round = 0;
+	uint64_t *expect = malloc(RACE_PAGES * sizeof(*expect));
+
+	if (p == MAP_FAILED || !expect)
+		_exit(90);
+	for (i = 0; i < RACE_PAGES; i++)
+		expect[i] = *(uint64_t *)(ref + i * ps);
+	memcpy(p, ref, RACE_PAGES * ps);
+	if (madvise(p, RACE_PAGES * ps, MADV_MERGEABLE))
+		_exit(91);
+	__atomic_add_fetch(&st->ready, 1, __ATOMIC_SEQ_CST);
+	while (!st->stop) {
+		for (i = 0; i < RACE_PAGES; i++) {
+			volatile uint64_t *word = (uint64_t *)(p + i * ps);
+
+			if (who) {
+				/* What this process stored last must be there. */
+				if (*word != expect[i] ||
+				    memcmp(p + i * ps + 8, ref + i * ps + 8, ps - 8))
+					corrupt++;
+				expect[i] ^= 1;
+				*word = expect[i];
+			} else if (memcmp(p + i * ps, ref + i * ps, ps)) {
+				corrupt++;
+			}
+		}
+		st->corrupt[who] = corrupt;
+		st->rounds[who] = ++round;
+	}
+	_exit(0);
+}
+
+TEST_F_TIMEOUT(ksm_robust, writes_racing_merges, 600)
+{
+	size_t ps = ksm_page_size(), i;
+	unsigned long cow0 = 0, cow1 = 0, seen = 0;
+	struct race_state *st;
+	int who, status, err;
+	char *ref;
+
+	st = mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, st);
+	ref = malloc(RACE_PAGES * ps);
+	ASSERT_NE(NULL, ref);
+	for (i = 0; i < RACE_PAGES; i++)
+		ksm_fill_page(ref + i * ps, ksm_unique_seed());
+	for (who = 0; who < 2; who++) {
+		pid_t pid = fork();
+
+		ASSERT_LE(0, pid);
+		if (!pid)
+			racer(st, who, ref);
+		self->children[self->nchildren++] = pid;
+	}
+	while (__atomic_load_n(&st->ready, __ATOMIC_SEQ_CST) < 2)
+		usleep(1000);
+	ASSERT_EQ(0, ksm_vmstat("cow_ksm", &cow0));
+	err = ksm_run_passes(RACE_PASSES, NULL, &seen);
+	EXPECT_EQ(0, err) TH_LOG("ksmd: full_scans at %lu, wanted %d: %s", seen,
+				 RACE_PASSES, strerror(-err));
+	ASSERT_EQ(0, ksm_vmstat("cow_ksm", &cow1));
+	st->stop = 1;
+	for (who = 0; who < 2; who++) {
+		ASSERT_EQ(self->children[who],
+			  waitpid(self->children[who], &status, 0));
+		self->children[who] = 0;
+		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	}
+	self->nchildren = 0;
+	TH_LOG("%ld holder and %ld writer rounds, %lu copy-on-write faults on KSM pages",
+	       st->rounds[0], st->rounds[1], cow1 - cow0);
+	EXPECT_EQ(0L, st->corrupt[0]) TH_LOG("holder saw its pages change");
+	EXPECT_EQ(0L, st->corrupt[1]) TH_LOG("writer lost stores");
+	/* Not vacuous: the writer's pages did get merged under it. */
+	EXPECT_LT(0UL, cow1 - cow0);
+	munmap(st, sizeof(*st));
+	free(ref);
 }
 
 TEST_HARNESS_MAIN
