@@ -87,21 +87,30 @@ static struct rb_node *ksm_unstable_first(struct rb_root *root, u64 hash)
 /*
  * Return a referenced page of @tree_item identical to @page, or NULL.
  * Pages that moved to another node do not match when merging per node.
+ * An entry whose address no longer maps an ordinary anonymous page (it
+ * was unmapped, or merged: mapped to a KSM page or the zero page) is
+ * taken out of the tree, so that it stops using up the compare budget of
+ * every later lookup of its hash.
  */
 static struct page *ksm_unstable_match(struct ksm_rmap_item *tree_item,
 				       struct page *page, int nid)
 {
 	struct page *tree_page = ksm_item_page(tree_item);
 
-	if (!tree_page)
-		return NULL;
-	if (tree_page == page || PageKsm(tree_page) ||
-	    ksm_tree_index(page_to_nid(tree_page)) != nid ||
-	    !pages_identical(page, tree_page)) {
-		put_page(tree_page);
-		return NULL;
+	if (!tree_page || PageKsm(tree_page)) {
+		ksm_unstable_remove(tree_item);
+		goto no_match;
 	}
+	if (tree_page == page ||
+	    ksm_tree_index(page_to_nid(tree_page)) != nid ||
+	    !pages_identical(page, tree_page))
+		goto no_match;
 	return tree_page;
+
+no_match:
+	if (tree_page)
+		put_page(tree_page);
+	return NULL;
 }
 
 static void ksm_unstable_insert(struct rb_root *root,
@@ -197,11 +206,13 @@ struct ksm_rmap_item *ksm_unstable_find_or_insert(struct ksm_rmap_item *item,
 	int budget = KSM_UNSTABLE_MAX_COMPARES;
 
 	ksm_assert_locked();
-	for (; node && budget--; node = rb_next(node)) {
+	while (node && budget--) {
 		struct ksm_rmap_item *tree_item = ksm_unstable_entry(node);
 
 		if (tree_item->hash != item->hash)
 			break;
+		/* The match may unlink a stale entry: step past it first. */
+		node = rb_next(node);
 		*match = ksm_unstable_match(tree_item, page, nid);
 		if (*match)
 			return tree_item;
