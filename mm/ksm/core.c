@@ -26,10 +26,10 @@
  *    tree.
  *
  * The unstable tree holds ordinary writable pages, so their content may
- * change after insertion. Because it is ordered by the hash stored at
- * insertion time, not by live content, it never goes out of order; a stale
- * entry only costs one failed page compare. The tree is simply forgotten
- * at the start of every pass.
+ * change after insertion. It is in fact a hash table keyed by the hash
+ * stored at insertion time, not by live content, so it never goes wrong; a
+ * stale entry only costs one failed page compare. It is simply emptied at
+ * the start of every pass.
  *
  * A write to a KSM page faults and the fault handler gives the writer a
  * private copy (copy-on-write). KSM pages are ordinary anonymous folios
@@ -56,7 +56,6 @@
 #include <trace/events/ksm.h>
 
 static struct rb_root ksm_single_stable_root = RB_ROOT;
-static struct rb_root ksm_single_unstable_root = RB_ROOT;
 
 struct ksm_context ksm_ctx = {
 	.lock = __MUTEX_INITIALIZER(ksm_ctx.lock),
@@ -79,7 +78,6 @@ struct ksm_context ksm_ctx = {
 		.huge_split_min_subpages = KSM_HUGE_SPLIT_MIN_DEFAULT,
 	},
 	.stable_roots = &ksm_single_stable_root,
-	.unstable_roots = &ksm_single_unstable_root,
 	.nr_trees = 1,
 	.thread_wait = __WAIT_QUEUE_HEAD_INITIALIZER(ksm_ctx.thread_wait),
 	.sleep_wait = __WAIT_QUEUE_HEAD_INITIALIZER(ksm_ctx.sleep_wait),
@@ -192,13 +190,12 @@ static int ksm_resize_trees(bool across)
 	int i;
 
 	if (!across && ksm_ctx.stable_roots == &ksm_single_stable_root) {
-		roots = kcalloc(2 * nr_node_ids, sizeof(*roots), GFP_KERNEL);
+		roots = kcalloc(nr_node_ids, sizeof(*roots), GFP_KERNEL);
 		if (!roots)
 			return -ENOMEM;
-		for (i = 0; i < 2 * nr_node_ids; i++)
+		for (i = 0; i < nr_node_ids; i++)
 			roots[i] = RB_ROOT;
 		ksm_ctx.stable_roots = roots;
-		ksm_ctx.unstable_roots = roots + nr_node_ids;
 	}
 	ksm_ctx.nr_trees = across ? 1 : nr_node_ids;
 	return 0;

@@ -59,22 +59,31 @@ enum ksm_item_state {
 
 struct ksm_stable_node;
 
+/* Bits of a user address above the page offset, as kept in an rmap item. */
+#define KSM_ITEM_VPN_BITS	(BITS_PER_LONG - PAGE_SHIFT)
+
 /**
  * struct ksm_rmap_item - one tracked virtual page of a registered mm
  * @next: next item of the same mm, in increasing address order.
  * @mm: the mm the page belongs to (kept alive by its ksm_mm slot).
- * @address: page-aligned user address.
- * @hash: content hash computed at the last visit.
- * @pass: scan pass that inserted the item in the unstable tree.
- * @nid: index of the unstable tree the item is in.
+ * @vpn: user address >> PAGE_SHIFT; see ksm_item_addr().
  * @state: an &enum ksm_item_state value.
- * @hashed: @hash holds a value from an earlier visit.
+ * @hashed: @hash holds the hash of an earlier visit (NEW, UNSTABLE only).
  * @skip_age: fruitless visits in a row, saturating (smart scan).
  * @skip_left: visits still to skip before looking at the page again.
- * @anon_vma: the VMA's anon_vma, pinned while @state is KSM_ITEM_STABLE.
- * @unstable_node: link in the unstable tree (state KSM_ITEM_UNSTABLE).
- * @stable: the stable node the page is merged into (state KSM_ITEM_STABLE).
- * @stable_link: link on @stable's rmap list (state KSM_ITEM_STABLE).
+ * @hash: content hash computed at the last visit (NEW, UNSTABLE).
+ * @chain: next entry of the same unstable hash bucket (UNSTABLE).
+ * @pass: scan pass that put the item in the unstable table (UNSTABLE).
+ * @nid: index of the tree the item was filed under (NEW, UNSTABLE).
+ * @stable: the stable node the page is merged into (STABLE).
+ * @anon_vma: the VMA's anon_vma, pinned from the merge on (STABLE).
+ * @stable_next: next item on @stable's list (STABLE).
+ *
+ * 48 bytes on 64-bit: what an item needs while it waits for a twin and
+ * what it needs once merged overlap. The order of the two arms matters:
+ * a merge pins @anon_vma (over @chain) while @hash is still to be read,
+ * and @stable and @stable_next are only written once the item is filed
+ * under its KSM page.
  *
  * Access under ksm_ctx.lock, except the stable fields which rmap walkers
  * read under the KSM folio's lock.
@@ -82,23 +91,31 @@ struct ksm_stable_node;
 struct ksm_rmap_item {
 	struct ksm_rmap_item *next;
 	struct mm_struct *mm;
-	unsigned long address;
-	u64 hash;
-	unsigned int pass;
-	u16 nid;
-	u8 state:2;
-	u8 hashed:1;
-	u8 skip_age:4;
-	u8 skip_left;
-	struct anon_vma *anon_vma;
+	unsigned long vpn:KSM_ITEM_VPN_BITS;
+	unsigned long state:2;
+	unsigned long hashed:1;
+	unsigned long skip_age:4;
+	unsigned long skip_left:4;
 	union {
-		struct rb_node unstable_node;
+		struct {
+			u64 hash;
+			struct ksm_rmap_item *chain;
+			unsigned int pass;
+			u16 nid;
+		};
 		struct {
 			struct ksm_stable_node *stable;
-			struct hlist_node stable_link;
+			struct anon_vma *anon_vma;
+			struct ksm_rmap_item *stable_next;
 		};
 	};
 };
+
+/* The user address of @item's page. */
+static inline unsigned long ksm_item_addr(const struct ksm_rmap_item *item)
+{
+	return (unsigned long)item->vpn << PAGE_SHIFT;
+}
 
 /**
  * struct ksm_stable_key - one distinct page content in the stable tree
@@ -123,7 +140,8 @@ struct ksm_stable_key {
  * struct ksm_stable_node - the KSM-side identity of one KSM folio
  * @key: the content this folio holds.
  * @copy_link: link on @key->copies.
- * @rmap_items: rmap items mapping this folio (changed under folio lock).
+ * @rmap_items: first of the rmap items mapping this folio, linked by
+ *              ->stable_next (changed under the folio lock).
  * @nr_items: length of @rmap_items.
  * @kpfn: pfn of the folio; updated by migration.
  *
@@ -134,7 +152,7 @@ struct ksm_stable_key {
 struct ksm_stable_node {
 	struct ksm_stable_key *key;
 	struct list_head copy_link;
-	struct hlist_head rmap_items;
+	struct ksm_rmap_item *rmap_items;
 	unsigned int nr_items;
 	unsigned long kpfn;
 };
@@ -226,7 +244,9 @@ struct ksm_stats {
  * @knobs: tunables.
  * @stats: counters.
  * @stable_roots: stable trees, one per NUMA node or a single one.
- * @unstable_roots: unstable trees of the current pass, same indexing.
+ * @unstable_table: the unstable "tree" of the current pass: hash buckets
+ *                  of items chained by ->chain (see unstable_tree.c).
+ * @unstable_bits: log2 of the number of buckets.
  * @nr_trees: number of trees in use (1 when merging across nodes).
  * @zero_hash: content hash of an all-zero page.
  * @last_prune: jiffies of the last sweep of stale stable nodes.
@@ -242,7 +262,8 @@ struct ksm_context {
 	struct ksm_knobs knobs;
 	struct ksm_stats stats;
 	struct rb_root *stable_roots;
-	struct rb_root *unstable_roots;
+	struct ksm_rmap_item **unstable_table;
+	unsigned int unstable_bits;
 	int nr_trees;
 	u64 zero_hash;
 	unsigned long last_prune;

@@ -32,7 +32,7 @@ static void ksm_collect_item_procs(struct ksm_rmap_item *item,
 					       ULONG_MAX) {
 			if (avc->vma->vm_mm == t->mm)
 				add_to_kill_ksm(t, page, avc->vma, to_kill,
-						item->address);
+						ksm_item_addr(item));
 		}
 	}
 	rcu_read_unlock();
@@ -54,6 +54,6 @@ void collect_procs_ksm(struct folio *folio, struct page *page,
 
 	if (!node)
 		return;
-	hlist_for_each_entry(item, &node->rmap_items, stable_link)
+	for (item = node->rmap_items; item; item = item->stable_next)
 		ksm_collect_item_procs(item, page, to_kill, force_early);
 }

@@ -66,10 +66,10 @@ struct page *ksm_item_page(struct ksm_rmap_item *item)
 	struct folio *folio;
 
 	mmap_read_lock(mm);
-	vma = ksm_find_vma(mm, item->address);
+	vma = ksm_find_vma(mm, ksm_item_addr(item));
 	if (!vma)
 		goto out;
-	folio = folio_walk_start(&fw, vma, item->address, 0);
+	folio = folio_walk_start(&fw, vma, ksm_item_addr(item), 0);
 	if (folio) {
 		if (folio_test_anon(folio) && !folio_is_zone_device(folio)) {
 			folio_get(folio);
@@ -78,7 +78,7 @@ struct page *ksm_item_page(struct ksm_rmap_item *item)
 		folio_walk_end(&fw, vma);
 	}
 	if (page) {
-		flush_anon_page(vma, page, item->address);
+		flush_anon_page(vma, page, ksm_item_addr(item));
 		flush_dcache_page(page);
 	}
 out:
@@ -554,8 +554,8 @@ void ksm_unmerge_item(struct ksm_rmap_item *item)
 	struct vm_area_struct *vma;
 
 	mmap_read_lock(mm);
-	vma = ksm_find_vma(mm, item->address);
+	vma = ksm_find_vma(mm, ksm_item_addr(item));
 	if (vma)
-		ksm_unshare_one(vma, item->address);
+		ksm_unshare_one(vma, ksm_item_addr(item));
 	mmap_read_unlock(mm);
 }

@@ -37,7 +37,7 @@ static bool ksm_rmap_walk_item(struct folio *folio, struct ksm_rmap_item *item,
 			       struct rmap_walk_control *rwc, bool forks)
 {
 	struct anon_vma *anon_vma = item->anon_vma;
-	unsigned long addr = item->address;
+	unsigned long addr = ksm_item_addr(item);
 	struct anon_vma_chain *avc;
 	bool more = true;
 
@@ -89,7 +89,7 @@ void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
 	if (!node)
 		return;
 	for (forks = 0; forks < 2; forks++) {
-		hlist_for_each_entry(item, &node->rmap_items, stable_link) {
+		for (item = node->rmap_items; item; item = item->stable_next) {
 			cond_resched();
 			if (!ksm_rmap_walk_item(folio, item, rwc, forks))
 				return;

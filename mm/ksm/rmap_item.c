@@ -35,7 +35,7 @@ struct ksm_rmap_item *ksm_rmap_item_alloc(struct mm_struct *mm,
 		return NULL;
 
 	item->mm = mm;
-	item->address = address;
+	item->vpn = address >> PAGE_SHIFT;
 	item->state = KSM_ITEM_NEW;
 	ksm_ctx.stats.rmap_items++;
 	mm->ksm_rmap_items++;

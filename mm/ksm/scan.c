@@ -187,13 +187,13 @@ static struct ksm_rmap_item *ksm_scan_item_at(struct mm_struct *mm,
 	struct ksm_rmap_item *item;
 
 	/* Items the cursor skipped over no longer have a page. */
-	while (*cur->link && (*cur->link)->address < addr) {
+	while (*cur->link && ksm_item_addr(*cur->link) < addr) {
 		item = *cur->link;
 		*cur->link = item->next;
 		ksm_rmap_item_free(item);
 	}
 	item = *cur->link;
-	if (!item || item->address != addr) {
+	if (!item || ksm_item_addr(item) != addr) {
 		item = ksm_rmap_item_alloc(mm, addr);
 		if (!item)
 			return NULL;
@@ -320,7 +320,7 @@ static int ksm_item_merge(struct ksm_rmap_item *item, struct page *page,
 	int err = -EFAULT;
 
 	mmap_read_lock(mm);
-	vma = ksm_find_vma(mm, item->address);
+	vma = ksm_find_vma(mm, ksm_item_addr(item));
 	if (vma)
 		err = kpage ? ksm_merge_into(vma, page, kpage) :
 			      ksm_promote_page(vma, page);
@@ -426,10 +426,10 @@ static int ksm_scan_merge_zero(struct ksm_rmap_item *item, struct page *page)
 	int err = 0;
 
 	mmap_read_lock(mm);
-	vma = ksm_find_vma(mm, item->address);
+	vma = ksm_find_vma(mm, ksm_item_addr(item));
 	if (vma) {
 		err = ksm_merge_zero_page(vma, page);
-		trace_ksm_merge_one_page(page_to_pfn(ZERO_PAGE(item->address)),
+		trace_ksm_merge_one_page(page_to_pfn(ZERO_PAGE(ksm_item_addr(item))),
 					 item, mm, err);
 	}
 	mmap_read_unlock(mm);
@@ -514,7 +514,7 @@ static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page)
 	if (kfolio) {
 		item->hash = hash;
 		item->hashed = true;
-		if (ksm_huge_merge_pays(page, item->mm, item->address, NULL,
+		if (ksm_huge_merge_pays(page, item->mm, ksm_item_addr(item), NULL,
 					NULL, 0))
 			ksm_scan_join(item, page, kfolio);
 		folio_put(kfolio);
@@ -527,7 +527,7 @@ static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page)
 
 	if (READ_ONCE(ksm_ctx.knobs.use_zero_pages) &&
 	    hash == ksm_ctx.zero_hash &&
-	    ksm_huge_merge_pays(page, item->mm, item->address, NULL, NULL, 0) &&
+	    ksm_huge_merge_pays(page, item->mm, ksm_item_addr(item), NULL, NULL, 0) &&
 	    !ksm_scan_merge_zero(item, page))
 		return;
 
@@ -536,8 +536,8 @@ static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page)
 		ksm_scan_note_fruitless(item);
 		return;
 	}
-	if (!ksm_huge_merge_pays(page, item->mm, item->address, tree_page,
-				 tree_item->mm, tree_item->address)) {
+	if (!ksm_huge_merge_pays(page, item->mm, ksm_item_addr(item), tree_page,
+				 tree_item->mm, ksm_item_addr(tree_item))) {
 		/* Both stay whole; the twin stays in the tree for others. */
 		put_page(tree_page);
 		ksm_scan_note_fruitless(item);

@@ -109,7 +109,9 @@ static void ksm_stable_account_leave(struct ksm_stable_node *node,
 	put_anon_vma(item->anon_vma);
 	item->anon_vma = NULL;
 	item->stable = NULL;
+	item->stable_next = NULL;
 	item->state = KSM_ITEM_NEW;
+	item->hashed = 0;	/* the stable fields overwrote the hash */
 }
 
 static void ksm_key_account_copies(struct ksm_stable_key *key, int delta)
@@ -143,10 +145,9 @@ static void ksm_key_free_if_empty(struct ksm_stable_key *key)
 static void ksm_stable_node_free(struct ksm_stable_node *node)
 {
 	struct ksm_rmap_item *item;
-	struct hlist_node *tmp;
 
-	hlist_for_each_entry_safe(item, tmp, &node->rmap_items, stable_link) {
-		hlist_del(&item->stable_link);
+	while ((item = node->rmap_items)) {
+		node->rmap_items = item->stable_next;
 		ksm_stable_account_leave(node, item);
 	}
 	trace_ksm_remove_ksm_page(node->kpfn);
@@ -381,7 +382,7 @@ struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash)
 		return NULL;
 	}
 
-	INIT_HLIST_HEAD(&node->rmap_items);
+	node->rmap_items = NULL;
 	node->key = key;
 	node->kpfn = folio_pfn(kfolio);
 	list_add(&node->copy_link, &key->copies);
@@ -406,10 +407,23 @@ void ksm_stable_add_item(struct ksm_stable_node *node,
 	else
 		ksm_ctx.stats.pages_shared++;
 	node->nr_items++;
-	hlist_add_head(&item->stable_link, &node->rmap_items);
 	item->stable = node;
+	item->stable_next = node->rmap_items;
+	node->rmap_items = item;
 	item->state = KSM_ITEM_STABLE;
 	item->mm->ksm_merging_pages++;
+}
+
+/* Take @item off @node's list; the caller holds the folio lock. */
+static void ksm_stable_unlink_item(struct ksm_stable_node *node,
+				   struct ksm_rmap_item *item)
+{
+	struct ksm_rmap_item **link = &node->rmap_items;
+
+	while (*link && *link != item)
+		link = &(*link)->stable_next;
+	if (!WARN_ON_ONCE(!*link))
+		*link = item->stable_next;
 }
 
 /**
@@ -431,7 +445,7 @@ void ksm_stable_remove_item(struct ksm_rmap_item *item)
 	if (!folio)
 		return;	/* the stale node took its mappers with it */
 
-	hlist_del(&item->stable_link);
+	ksm_stable_unlink_item(node, item);
 	trace_ksm_remove_rmap_item(node->kpfn, item, item->mm);
 	folio_unlock(folio);
 	folio_put(folio);

@@ -2,29 +2,45 @@
 /*
  * Kernel Samepage Merging: the unstable tree.
  *
- * Pages that did not change between two visits but have no KSM twin yet
- * wait here for a partner during one pass. The tree is ordered by the hash
- * each item had when it went in, which never changes while it is in the
- * tree, so the tree stays well ordered however the pages are written to.
- * Items with equal hashes sit next to each other; a lookup compares whole
- * pages only within that run.
+ * Pages that have no KSM twin yet wait here for a partner during one pass.
+ * Only equal hashes are ever looked for, never an order, so the "tree" is
+ * a hash table: each bucket is a singly linked chain of items (->chain),
+ * keyed by the hash each item had when it went in (and the NUMA tree index
+ * it was filed under). That hash never changes while the item is in, so
+ * the table stays consistent however the pages are written to; a lookup
+ * compares whole pages only against entries with an equal hash.
  *
- * The trees are thrown away wholesale at the start of every pass by bumping
- * ksm_ctx.scan.pass: an item whose ->pass is older is no longer linked.
+ * The table is emptied wholesale at the start of every pass by clearing
+ * the buckets and bumping ksm_ctx.scan.pass: an item whose ->pass is older
+ * is no longer linked. The table is resized then, to about one bucket per
+ * four tracked pages (2 bytes per page): a chain link costs 8 bytes per
+ * item, where a tree node would cost 24.
  *
  * Everything here runs under ksm_ctx.lock.
  */
 
+#include <linux/hash.h>
 #include <linux/mm.h>
+#include <linux/slab.h>
 
 #include "internal.h"
 
 /* Most equal-hash entries one lookup compares against. */
 #define KSM_UNSTABLE_MAX_COMPARES	8
 
-static struct ksm_rmap_item *ksm_unstable_entry(struct rb_node *node)
+/* Bucket count bounds (log2). */
+#define KSM_UNSTABLE_MIN_BITS	10
+#define KSM_UNSTABLE_MAX_BITS	24
+
+/* A bucket that is always empty, until the first table is allocated. */
+static struct ksm_rmap_item *ksm_unstable_no_table;
+
+static struct ksm_rmap_item **ksm_unstable_bucket(u64 hash, int nid)
 {
-	return rb_entry(node, struct ksm_rmap_item, unstable_node);
+	if (!ksm_ctx.unstable_table)
+		return &ksm_unstable_no_table;
+	return &ksm_ctx.unstable_table[hash_64(hash ^ nid,
+					       ksm_ctx.unstable_bits)];
 }
 
 static bool ksm_unstable_linked(struct ksm_rmap_item *item)
@@ -41,47 +57,60 @@ static bool ksm_unstable_linked(struct ksm_rmap_item *item)
  */
 void ksm_unstable_remove(struct ksm_rmap_item *item)
 {
+	struct ksm_rmap_item **link;
+
 	ksm_assert_locked();
-	if (ksm_unstable_linked(item))
-		rb_erase(&item->unstable_node,
-			 &ksm_ctx.unstable_roots[item->nid]);
+	if (ksm_unstable_linked(item)) {
+		link = ksm_unstable_bucket(item->hash, item->nid);
+		while (*link && *link != item)
+			link = &(*link)->chain;
+		if (!WARN_ON_ONCE(!*link))
+			*link = item->chain;
+	}
 	ksm_ctx.stats.pages_unshared--;
 	item->state = KSM_ITEM_NEW;
 }
 
+/* Bucket bits for the number of pages tracked now. */
+static unsigned int ksm_unstable_wanted_bits(void)
+{
+	unsigned long buckets = ksm_ctx.stats.rmap_items / 4;
+
+	return clamp_t(unsigned int, buckets ? ilog2(buckets) + 1 : 0,
+		       KSM_UNSTABLE_MIN_BITS, KSM_UNSTABLE_MAX_BITS);
+}
+
 /**
- * ksm_unstable_reset() - forget every unstable tree
+ * ksm_unstable_reset() - empty the unstable table for a new pass
  *
- * Context: ksm_ctx.lock held.
+ * Resizes the table when the number of tracked pages moved far from its
+ * size; without memory for a new one, the old one is kept.
+ *
+ * Context: ksm_ctx.lock held; may sleep.
  */
 void ksm_unstable_reset(void)
 {
-	int i;
+	unsigned int bits = ksm_unstable_wanted_bits();
+	struct ksm_rmap_item **table;
 
 	ksm_assert_locked();
-	for (i = 0; i < ksm_ctx.nr_trees; i++)
-		ksm_ctx.unstable_roots[i] = RB_ROOT;
 	ksm_ctx.scan.pass++;
-}
-
-/* Leftmost entry whose hash equals @hash, or NULL. */
-static struct rb_node *ksm_unstable_first(struct rb_root *root, u64 hash)
-{
-	struct rb_node *node = root->rb_node, *found = NULL;
-
-	while (node) {
-		u64 key = ksm_unstable_entry(node)->hash;
-
-		if (hash < key) {
-			node = node->rb_left;
-		} else if (hash > key) {
-			node = node->rb_right;
-		} else {
-			found = node;
-			node = node->rb_left;
-		}
+	if (ksm_ctx.unstable_table &&
+	    bits <= ksm_ctx.unstable_bits + 1 && bits + 1 >= ksm_ctx.unstable_bits) {
+		memset(ksm_ctx.unstable_table, 0,
+		       sizeof(*table) << ksm_ctx.unstable_bits);
+		return;
 	}
-	return found;
+	table = kvcalloc(1UL << bits, sizeof(*table), GFP_KERNEL | __GFP_NOWARN);
+	if (!table) {
+		if (ksm_ctx.unstable_table)
+			memset(ksm_ctx.unstable_table, 0,
+			       sizeof(*table) << ksm_ctx.unstable_bits);
+		return;
+	}
+	kvfree(ksm_ctx.unstable_table);
+	ksm_ctx.unstable_table = table;
+	ksm_ctx.unstable_bits = bits;
 }
 
 /*
@@ -89,8 +118,8 @@ static struct rb_node *ksm_unstable_first(struct rb_root *root, u64 hash)
  * Pages that moved to another node do not match when merging per node.
  * An entry whose address no longer maps an ordinary anonymous page (it
  * was unmapped, or merged: mapped to a KSM page or the zero page) is
- * taken out of the tree, so that it stops using up the compare budget of
- * every later lookup of its hash.
+ * taken out of the table, so that it stops using up the compare budget
+ * of every later lookup of its hash.
  */
 static struct page *ksm_unstable_match(struct ksm_rmap_item *tree_item,
 				       struct page *page, int nid)
@@ -113,21 +142,14 @@ no_match:
 	return NULL;
 }
 
-static void ksm_unstable_insert(struct rb_root *root,
-				struct ksm_rmap_item *item, int nid)
+static void ksm_unstable_insert(struct ksm_rmap_item *item, int nid)
 {
-	struct rb_node **link = &root->rb_node, *parent = NULL;
+	struct ksm_rmap_item **bucket = ksm_unstable_bucket(item->hash, nid);
 
-	while (*link) {
-		parent = *link;
-		if (item->hash < ksm_unstable_entry(parent)->hash)
-			link = &parent->rb_left;
-		else
-			link = &parent->rb_right;
-	}
-	rb_link_node(&item->unstable_node, parent, link);
-	rb_insert_color(&item->unstable_node, root);
-
+	if (bucket == &ksm_unstable_no_table)
+		return;		/* no table yet: nothing can be found anyway */
+	item->chain = *bucket;
+	*bucket = item;
 	item->state = KSM_ITEM_UNSTABLE;
 	item->pass = ksm_ctx.scan.pass;
 	item->nid = nid;
@@ -139,7 +161,7 @@ static void ksm_unstable_insert(struct rb_root *root,
  * @item: an item in state KSM_ITEM_NEW whose ->hash and ->nid are from
  *        its previous visit.
  *
- * The page is not read; it goes back into this pass's tree under its old
+ * The page is not read; it goes back into this pass's table under its old
  * hash, so pages visited later can still find it. A page that changed
  * meanwhile only costs a failed compare.
  *
@@ -149,14 +171,13 @@ void ksm_unstable_keep(struct ksm_rmap_item *item)
 {
 	ksm_assert_locked();
 	if (item->hashed && item->nid < ksm_ctx.nr_trees)
-		ksm_unstable_insert(&ksm_ctx.unstable_roots[item->nid], item,
-				    item->nid);
+		ksm_unstable_insert(item, item->nid);
 }
 
 /**
  * ksm_unstable_has_other() - is a page with this hash waiting elsewhere?
  * @hash: a content hash.
- * @nid: index of the unstable tree to look in.
+ * @nid: index of the tree to look in.
  * @mm: with @start and @end, a range whose own pages do not count.
  * @start: first address of the range.
  * @end: end of the range.
@@ -164,24 +185,22 @@ void ksm_unstable_keep(struct ksm_rmap_item *item)
  * Only hashes are compared: good enough for estimates, never for merging.
  *
  * Context: ksm_ctx.lock held.
- * Return: true if an item with @hash outside the range is in the tree.
+ * Return: true if an item with @hash outside the range is in the table.
  */
 bool ksm_unstable_has_other(u64 hash, int nid, struct mm_struct *mm,
 			    unsigned long start, unsigned long end)
 {
-	struct rb_node *node;
+	struct ksm_rmap_item *item = *ksm_unstable_bucket(hash, nid);
 	int budget = KSM_UNSTABLE_MAX_COMPARES;
 
 	ksm_assert_locked();
-	node = ksm_unstable_first(&ksm_ctx.unstable_roots[nid], hash);
-	for (; node && budget--; node = rb_next(node)) {
-		struct ksm_rmap_item *item = ksm_unstable_entry(node);
-
-		if (item->hash != hash)
-			break;
-		if (item->mm != mm || item->address < start ||
-		    item->address >= end)
+	for (; item && budget; item = item->chain) {
+		if (item->hash != hash || item->nid != nid)
+			continue;
+		if (item->mm != mm || ksm_item_addr(item) < start ||
+		    ksm_item_addr(item) >= end)
 			return true;
+		budget--;
 	}
 	return false;
 }
@@ -193,7 +212,7 @@ bool ksm_unstable_has_other(u64 hash, int nid, struct mm_struct *mm,
  * @match: set to the twin's page (referenced) when one is found.
  *
  * Context: ksm_ctx.lock held; may sleep (takes other mms' mmap_lock).
- * Return: the twin's item, still linked in the tree; or NULL after
+ * Return: the twin's item, still linked in the table; or NULL after
  * inserting @item.
  */
 struct ksm_rmap_item *ksm_unstable_find_or_insert(struct ksm_rmap_item *item,
@@ -201,24 +220,23 @@ struct ksm_rmap_item *ksm_unstable_find_or_insert(struct ksm_rmap_item *item,
 						  struct page **match)
 {
 	int nid = ksm_tree_index(page_to_nid(page));
-	struct rb_root *root = &ksm_ctx.unstable_roots[nid];
-	struct rb_node *node = ksm_unstable_first(root, item->hash);
+	struct ksm_rmap_item *tree_item, *next;
 	int budget = KSM_UNSTABLE_MAX_COMPARES;
 
 	ksm_assert_locked();
-	while (node && budget--) {
-		struct ksm_rmap_item *tree_item = ksm_unstable_entry(node);
-
-		if (tree_item->hash != item->hash)
-			break;
+	tree_item = *ksm_unstable_bucket(item->hash, nid);
+	for (; tree_item && budget; tree_item = next) {
 		/* The match may unlink a stale entry: step past it first. */
-		node = rb_next(node);
+		next = tree_item->chain;
+		if (tree_item->hash != item->hash || tree_item->nid != nid)
+			continue;
+		budget--;
 		*match = ksm_unstable_match(tree_item, page, nid);
 		if (*match)
 			return tree_item;
 	}
 
-	ksm_unstable_insert(root, item, nid);
+	ksm_unstable_insert(item, nid);
 	return NULL;
 }
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * KUnit tests for the hash ordering of the unstable tree.
+ * KUnit tests for the unstable hash table.
  *
  * Included at the end of unstable_tree.c so that static helpers can be
- * tested. The items live in a private tree; nothing touches ksmd's.
+ * tested. Each test swaps in a private table under ksm_ctx.lock and puts
+ * ksmd's back afterwards; ksmd is idle while KUnit runs at boot.
  */
 #ifdef CONFIG_KSM_KUNIT_TEST
 #ifndef _KSM_UNSTABLE_TREE_KUNIT_H
@@ -11,74 +12,117 @@
 
 #include <kunit/test.h>
 
+#define KSM_TEST_BITS	4
+
+struct ksm_unstable_test_ctx {
+	struct ksm_rmap_item *table[1 << KSM_TEST_BITS];
+	struct ksm_rmap_item **saved_table;
+	unsigned int saved_bits;
+	unsigned long saved_unshared;
+};
+
+static void ksm_unstable_test_begin(struct ksm_unstable_test_ctx *t)
+{
+	mutex_lock(&ksm_ctx.lock);
+	memset(t->table, 0, sizeof(t->table));
+	t->saved_table = ksm_ctx.unstable_table;
+	t->saved_bits = ksm_ctx.unstable_bits;
+	t->saved_unshared = ksm_ctx.stats.pages_unshared;
+	ksm_ctx.unstable_table = t->table;
+	ksm_ctx.unstable_bits = KSM_TEST_BITS;
+}
+
+static void ksm_unstable_test_end(struct ksm_unstable_test_ctx *t)
+{
+	ksm_ctx.unstable_table = t->saved_table;
+	ksm_ctx.unstable_bits = t->saved_bits;
+	ksm_ctx.stats.pages_unshared = t->saved_unshared;
+	mutex_unlock(&ksm_ctx.lock);
+}
+
+/* Items 0..nr-1 with the given hashes at addresses i pages apart. */
 static struct ksm_rmap_item *ksm_test_items(struct kunit *test,
-					    const u64 *hashes, int nr,
-					    struct rb_root *root)
+					    const u64 *hashes, int nr)
 {
 	struct ksm_rmap_item *items;
-	unsigned long unshared = ksm_ctx.stats.pages_unshared;
 	int i;
 
 	items = kunit_kcalloc(test, nr, sizeof(*items), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, items);
 	for (i = 0; i < nr; i++) {
 		items[i].hash = hashes[i];
-		items[i].address = i;
-		ksm_unstable_insert(root, &items[i], 0);
+		items[i].vpn = i;
+		ksm_unstable_insert(&items[i], 0);
 		KUNIT_EXPECT_EQ(test, (int)items[i].state, KSM_ITEM_UNSTABLE);
 		KUNIT_EXPECT_EQ(test, items[i].pass, ksm_ctx.scan.pass);
 	}
-	KUNIT_EXPECT_EQ(test, ksm_ctx.stats.pages_unshared, unshared + nr);
-	ksm_ctx.stats.pages_unshared = unshared;
 	return items;
 }
 
-/* An in-order walk sees hashes sorted, equal ones in insertion order. */
-static void ksm_unstable_test_order(struct kunit *test)
+/* Number of entries with @hash in its bucket. */
+static int ksm_test_count(u64 hash)
+{
+	struct ksm_rmap_item *item = *ksm_unstable_bucket(hash, 0);
+	int n = 0;
+
+	for (; item; item = item->chain)
+		n += item->hash == hash;
+	return n;
+}
+
+/* Every inserted entry is found in its bucket, and counted. */
+static void ksm_unstable_test_insert(struct kunit *test)
 {
 	static const u64 hashes[] = { 50, 30, 50, 90, 10, 50, 30 };
-	struct rb_root root = RB_ROOT;
-	struct ksm_rmap_item *prev = NULL, *item;
-	struct rb_node *node;
-	int seen = 0;
+	struct ksm_unstable_test_ctx t;
 
-	ksm_test_items(test, hashes, ARRAY_SIZE(hashes), &root);
-	for (node = rb_first(&root); node; node = rb_next(node), seen++) {
-		item = ksm_unstable_entry(node);
-		if (prev) {
-			KUNIT_EXPECT_LE(test, prev->hash, item->hash);
-			if (prev->hash == item->hash)
-				KUNIT_EXPECT_LT(test, prev->address,
-						item->address);
-		}
-		prev = item;
-	}
-	KUNIT_EXPECT_EQ(test, seen, (int)ARRAY_SIZE(hashes));
+	ksm_unstable_test_begin(&t);
+	ksm_test_items(test, hashes, ARRAY_SIZE(hashes));
+	KUNIT_EXPECT_EQ(test, ksm_ctx.stats.pages_unshared,
+			t.saved_unshared + ARRAY_SIZE(hashes));
+	KUNIT_EXPECT_EQ(test, ksm_test_count(50), 3);
+	KUNIT_EXPECT_EQ(test, ksm_test_count(30), 2);
+	KUNIT_EXPECT_EQ(test, ksm_test_count(77), 0);
+	ksm_unstable_test_end(&t);
 }
 
-/* The lookup starts at the first of a run of equal hashes. */
-static void ksm_unstable_test_first_of_run(struct kunit *test)
+/* Removing the head, a middle and the last entry of a chain. */
+static void ksm_unstable_test_remove(struct kunit *test)
 {
-	static const u64 hashes[] = { 7, 3, 7, 7, 1, 9, 7, 5 };
-	struct rb_root root = RB_ROOT;
-	struct rb_node *node;
-	int run = 0;
+	static const u64 hashes[] = { 7, 7, 7, 7 };
+	struct ksm_unstable_test_ctx t;
+	struct ksm_rmap_item *items;
 
-	ksm_test_items(test, hashes, ARRAY_SIZE(hashes), &root);
-	node = ksm_unstable_first(&root, 7);
-	KUNIT_ASSERT_NOT_NULL(test, node);
-	KUNIT_EXPECT_EQ(test, ksm_unstable_entry(node)->address, 0UL);
-	if (rb_prev(node))
-		KUNIT_EXPECT_LT(test, ksm_unstable_entry(rb_prev(node))->hash,
-				7ULL);
-	for (; node && ksm_unstable_entry(node)->hash == 7; node = rb_next(node))
-		run++;
-	KUNIT_EXPECT_EQ(test, run, 4);
-	KUNIT_EXPECT_NULL(test, ksm_unstable_first(&root, 8));
-	KUNIT_EXPECT_NULL(test, ksm_unstable_first(&RB_ROOT, 7));
+	ksm_unstable_test_begin(&t);
+	items = ksm_test_items(test, hashes, ARRAY_SIZE(hashes));
+	ksm_unstable_remove(&items[3]);		/* head: inserted last */
+	ksm_unstable_remove(&items[1]);
+	ksm_unstable_remove(&items[0]);		/* tail */
+	KUNIT_EXPECT_EQ(test, ksm_test_count(7), 1);
+	KUNIT_EXPECT_PTR_EQ(test, *ksm_unstable_bucket(7, 0), &items[2]);
+	KUNIT_EXPECT_NULL(test, items[2].chain);
+	KUNIT_EXPECT_EQ(test, (int)items[1].state, KSM_ITEM_NEW);
+	KUNIT_EXPECT_EQ(test, ksm_ctx.stats.pages_unshared, t.saved_unshared + 1);
+	ksm_unstable_test_end(&t);
 }
 
-/* Items of an older pass are no longer linked and must not be erased. */
+/* Entries of the same mm and range do not count as "elsewhere". */
+static void ksm_unstable_test_has_other(struct kunit *test)
+{
+	static const u64 hashes[] = { 5, 5, 6 };
+	struct ksm_unstable_test_ctx t;
+	unsigned long end = 2 * PAGE_SIZE;
+
+	ksm_unstable_test_begin(&t);
+	ksm_test_items(test, hashes, ARRAY_SIZE(hashes));
+	KUNIT_EXPECT_FALSE(test, ksm_unstable_has_other(5, 0, NULL, 0, end));
+	KUNIT_EXPECT_TRUE(test, ksm_unstable_has_other(5, 0, NULL, 0, PAGE_SIZE));
+	KUNIT_EXPECT_TRUE(test, ksm_unstable_has_other(6, 0, NULL, 0, end));
+	KUNIT_EXPECT_FALSE(test, ksm_unstable_has_other(6, 1, NULL, 0, 0));
+	ksm_unstable_test_end(&t);
+}
+
+/* Items of an older pass are no longer linked and must not be unlinked. */
 static void ksm_unstable_test_stale_pass(struct kunit *test)
 {
 	struct ksm_rmap_item item = {
@@ -93,10 +137,19 @@ static void ksm_unstable_test_stale_pass(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, ksm_unstable_linked(&item));
 }
 
+/* The item stays at 48 bytes on 64-bit: the point of the layout. */
+static void ksm_unstable_test_item_size(struct kunit *test)
+{
+	if (IS_ENABLED(CONFIG_64BIT))
+		KUNIT_EXPECT_EQ(test, sizeof(struct ksm_rmap_item), (size_t)48);
+}
+
 static struct kunit_case ksm_unstable_tree_cases[] = {
-	KUNIT_CASE(ksm_unstable_test_order),
-	KUNIT_CASE(ksm_unstable_test_first_of_run),
+	KUNIT_CASE(ksm_unstable_test_insert),
+	KUNIT_CASE(ksm_unstable_test_remove),
+	KUNIT_CASE(ksm_unstable_test_has_other),
 	KUNIT_CASE(ksm_unstable_test_stale_pass),
+	KUNIT_CASE(ksm_unstable_test_item_size),
 	{}
 };
 
