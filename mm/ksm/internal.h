@@ -247,6 +247,7 @@ struct ksm_stats {
  * @unstable_table: the unstable "tree" of the current pass: hash buckets
  *                  of items chained by ->chain (see unstable_tree.c).
  * @unstable_bits: log2 of the number of buckets.
+ * @unstable_entries: items linked in @unstable_table this pass.
  * @nr_trees: number of trees in use (1 when merging across nodes).
  * @zero_hash: content hash of an all-zero page.
  * @last_prune: jiffies of the last sweep of stale stable nodes.
@@ -264,6 +265,7 @@ struct ksm_context {
 	struct rb_root *stable_roots;
 	struct ksm_rmap_item **unstable_table;
 	unsigned int unstable_bits;
+	unsigned long unstable_entries;
 	int nr_trees;
 	u64 zero_hash;
 	unsigned long last_prune;

@@ -14,7 +14,8 @@
  * the buckets and bumping ksm_ctx.scan.pass: an item whose ->pass is older
  * is no longer linked. The table is resized then, to about one bucket per
  * four tracked pages (2 bytes per page): a chain link costs 8 bytes per
- * item, where a tree node would cost 24.
+ * item, where a tree node would cost 24. A pass that files many more
+ * pages than that (the first one over new memory) grows it as it goes.
  *
  * Everything here runs under ksm_ctx.lock.
  */
@@ -64,8 +65,10 @@ void ksm_unstable_remove(struct ksm_rmap_item *item)
 		link = ksm_unstable_bucket(item->hash, item->nid);
 		while (*link && *link != item)
 			link = &(*link)->chain;
-		if (!WARN_ON_ONCE(!*link))
+		if (!WARN_ON_ONCE(!*link)) {
 			*link = item->chain;
+			ksm_ctx.unstable_entries--;
+		}
 	}
 	ksm_ctx.stats.pages_unshared--;
 	item->state = KSM_ITEM_NEW;
@@ -95,6 +98,7 @@ void ksm_unstable_reset(void)
 
 	ksm_assert_locked();
 	ksm_ctx.scan.pass++;
+	ksm_ctx.unstable_entries = 0;
 	if (ksm_ctx.unstable_table &&
 	    bits <= ksm_ctx.unstable_bits + 1 && bits + 1 >= ksm_ctx.unstable_bits) {
 		memset(ksm_ctx.unstable_table, 0,
@@ -142,17 +146,51 @@ no_match:
 	return NULL;
 }
 
+/*
+ * Move every entry to a table four times larger. Called when a pass files
+ * far more pages than the table was sized for (the first pass over a lot
+ * of new memory): chains must stay short for lookups to stay cheap.
+ */
+static void ksm_unstable_grow(void)
+{
+	unsigned int bits = ksm_ctx.unstable_bits + 2;
+	struct ksm_rmap_item **table, *item, *next;
+	unsigned long i;
+
+	table = kvcalloc(1UL << bits, sizeof(*table), GFP_KERNEL | __GFP_NOWARN);
+	if (!table)
+		return;		/* longer chains, still correct */
+	for (i = 0; i < 1UL << ksm_ctx.unstable_bits; i++) {
+		for (item = ksm_ctx.unstable_table[i]; item; item = next) {
+			struct ksm_rmap_item **bucket;
+
+			next = item->chain;
+			bucket = &table[hash_64(item->hash ^ item->nid, bits)];
+			item->chain = *bucket;
+			*bucket = item;
+		}
+	}
+	kvfree(ksm_ctx.unstable_table);
+	ksm_ctx.unstable_table = table;
+	ksm_ctx.unstable_bits = bits;
+}
+
 static void ksm_unstable_insert(struct ksm_rmap_item *item, int nid)
 {
-	struct ksm_rmap_item **bucket = ksm_unstable_bucket(item->hash, nid);
+	struct ksm_rmap_item **bucket;
 
-	if (bucket == &ksm_unstable_no_table)
+	if (!ksm_ctx.unstable_table)
 		return;		/* no table yet: nothing can be found anyway */
+	if (ksm_ctx.unstable_entries > (4UL << ksm_ctx.unstable_bits) &&
+	    ksm_ctx.unstable_bits + 2 <= KSM_UNSTABLE_MAX_BITS)
+		ksm_unstable_grow();
+	bucket = ksm_unstable_bucket(item->hash, nid);
 	item->chain = *bucket;
 	*bucket = item;
 	item->state = KSM_ITEM_UNSTABLE;
 	item->pass = ksm_ctx.scan.pass;
 	item->nid = nid;
+	ksm_ctx.unstable_entries++;
 	ksm_ctx.stats.pages_unshared++;
 }
 

@@ -15,27 +15,36 @@
 #define KSM_TEST_BITS	4
 
 struct ksm_unstable_test_ctx {
-	struct ksm_rmap_item *table[1 << KSM_TEST_BITS];
 	struct ksm_rmap_item **saved_table;
 	unsigned int saved_bits;
+	unsigned long saved_entries;
 	unsigned long saved_unshared;
 };
 
-static void ksm_unstable_test_begin(struct ksm_unstable_test_ctx *t)
+static void ksm_unstable_test_begin(struct kunit *test,
+				    struct ksm_unstable_test_ctx *t)
 {
+	struct ksm_rmap_item **table;
+
+	table = kvcalloc(1 << KSM_TEST_BITS, sizeof(*table), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, table);
 	mutex_lock(&ksm_ctx.lock);
-	memset(t->table, 0, sizeof(t->table));
 	t->saved_table = ksm_ctx.unstable_table;
 	t->saved_bits = ksm_ctx.unstable_bits;
+	t->saved_entries = ksm_ctx.unstable_entries;
 	t->saved_unshared = ksm_ctx.stats.pages_unshared;
-	ksm_ctx.unstable_table = t->table;
+	ksm_ctx.unstable_table = table;
 	ksm_ctx.unstable_bits = KSM_TEST_BITS;
+	ksm_ctx.unstable_entries = 0;
 }
 
+/* Free the test table (grown or not) and put ksmd's back. */
 static void ksm_unstable_test_end(struct ksm_unstable_test_ctx *t)
 {
+	kvfree(ksm_ctx.unstable_table);
 	ksm_ctx.unstable_table = t->saved_table;
 	ksm_ctx.unstable_bits = t->saved_bits;
+	ksm_ctx.unstable_entries = t->saved_entries;
 	ksm_ctx.stats.pages_unshared = t->saved_unshared;
 	mutex_unlock(&ksm_ctx.lock);
 }
@@ -76,7 +85,7 @@ static void ksm_unstable_test_insert(struct kunit *test)
 	static const u64 hashes[] = { 50, 30, 50, 90, 10, 50, 30 };
 	struct ksm_unstable_test_ctx t;
 
-	ksm_unstable_test_begin(&t);
+	ksm_unstable_test_begin(test, &t);
 	ksm_test_items(test, hashes, ARRAY_SIZE(hashes));
 	KUNIT_EXPECT_EQ(test, ksm_ctx.stats.pages_unshared,
 			t.saved_unshared + ARRAY_SIZE(hashes));
@@ -93,7 +102,7 @@ static void ksm_unstable_test_remove(struct kunit *test)
 	struct ksm_unstable_test_ctx t;
 	struct ksm_rmap_item *items;
 
-	ksm_unstable_test_begin(&t);
+	ksm_unstable_test_begin(test, &t);
 	items = ksm_test_items(test, hashes, ARRAY_SIZE(hashes));
 	ksm_unstable_remove(&items[3]);		/* head: inserted last */
 	ksm_unstable_remove(&items[1]);
@@ -113,12 +122,32 @@ static void ksm_unstable_test_has_other(struct kunit *test)
 	struct ksm_unstable_test_ctx t;
 	unsigned long end = 2 * PAGE_SIZE;
 
-	ksm_unstable_test_begin(&t);
+	ksm_unstable_test_begin(test, &t);
 	ksm_test_items(test, hashes, ARRAY_SIZE(hashes));
 	KUNIT_EXPECT_FALSE(test, ksm_unstable_has_other(5, 0, NULL, 0, end));
 	KUNIT_EXPECT_TRUE(test, ksm_unstable_has_other(5, 0, NULL, 0, PAGE_SIZE));
 	KUNIT_EXPECT_TRUE(test, ksm_unstable_has_other(6, 0, NULL, 0, end));
 	KUNIT_EXPECT_FALSE(test, ksm_unstable_has_other(6, 1, NULL, 0, 0));
+	ksm_unstable_test_end(&t);
+}
+
+/* Filing many more entries than buckets grows the table; none is lost. */
+static void ksm_unstable_test_grow(struct kunit *test)
+{
+	const int nr = (4 << KSM_TEST_BITS) + 8;
+	struct ksm_unstable_test_ctx t;
+	u64 hashes[(4 << KSM_TEST_BITS) + 8];
+	int i, found = 0;
+
+	for (i = 0; i < nr; i++)
+		hashes[i] = i % 10;
+	ksm_unstable_test_begin(test, &t);
+	ksm_test_items(test, hashes, nr);
+	KUNIT_EXPECT_EQ(test, ksm_ctx.unstable_bits, KSM_TEST_BITS + 2U);
+	KUNIT_EXPECT_EQ(test, ksm_ctx.unstable_entries, (unsigned long)nr);
+	for (i = 0; i < 10; i++)
+		found += ksm_test_count(i);
+	KUNIT_EXPECT_EQ(test, found, nr);
 	ksm_unstable_test_end(&t);
 }
 
@@ -148,6 +177,7 @@ static struct kunit_case ksm_unstable_tree_cases[] = {
 	KUNIT_CASE(ksm_unstable_test_insert),
 	KUNIT_CASE(ksm_unstable_test_remove),
 	KUNIT_CASE(ksm_unstable_test_has_other),
+	KUNIT_CASE(ksm_unstable_test_grow),
 	KUNIT_CASE(ksm_unstable_test_stale_pass),
 	KUNIT_CASE(ksm_unstable_test_item_size),
 	{}
