@@ -19,6 +19,7 @@ PKGS=(
 	busybox-static
 	libnuma-dev		# upstream ksm_tests links libnuma (statically)
 	gnuplot-nox
+	sparse
 )
 
 TARBALL=/usr/src/linux-source-6.12.tar.xz
