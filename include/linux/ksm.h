@@ -65,13 +65,9 @@ static inline long mm_ksm_zero_pages(struct mm_struct *mm)
 	return atomic_long_read(&mm->ksm_zero_pages);
 }
 
-/*
- * khugepaged leaves a range alone while it maps a KSM page or a KSM zero
- * page: collapsing it would copy merged pages back into a huge page that
- * KSM, having found them worth merging, would split again next pass.
- */
-static inline bool ksm_pte_blocks_collapse(struct vm_area_struct *vma,
-					   unsigned long addr, pte_t pte)
+/* Does @pte map a KSM page, or a zero page KSM put there? */
+static inline bool ksm_pte_is_merged(struct vm_area_struct *vma,
+				     unsigned long addr, pte_t pte)
 {
 	struct page *page;
 
@@ -81,6 +77,17 @@ static inline bool ksm_pte_blocks_collapse(struct vm_area_struct *vma,
 		return true;
 	page = vm_normal_page(vma, addr, pte);
 	return page && PageKsm(page);
+}
+
+/*
+ * khugepaged leaves a range alone while it maps a KSM page or a KSM zero
+ * page: collapsing it would copy merged pages back into a huge page that
+ * KSM, having found them worth merging, would split again next pass.
+ */
+static inline bool ksm_pte_blocks_collapse(struct vm_area_struct *vma,
+					   unsigned long addr, pte_t pte)
+{
+	return ksm_pte_is_merged(vma, addr, pte);
 }
 
 /*

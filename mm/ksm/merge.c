@@ -425,20 +425,6 @@ struct ksm_find_merged {
 	unsigned long found;
 };
 
-/* Is the PTE a KSM page or a zero page KSM put there? */
-static bool ksm_pte_is_merged(struct vm_area_struct *vma, unsigned long addr,
-			      pte_t pte)
-{
-	struct page *page;
-
-	if (!pte_present(pte))
-		return false;
-	if (is_ksm_zero_pte(pte))
-		return true;
-	page = vm_normal_page(vma, addr, pte);
-	return page && PageKsm(page);
-}
-
 static int ksm_find_merged_pmd(pmd_t *pmd, unsigned long addr,
 			       unsigned long end, struct mm_walk *walk)
 {

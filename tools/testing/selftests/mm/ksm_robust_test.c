@@ -68,19 +68,6 @@ FIXTURE_SETUP(ksm_robust)
 	ASSERT_EQ(0, ksm_write("use_zero_pages", "0"));
 }
 
-static int write_str(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	n = n < 0 ? -errno : 0;
-	close(fd);
-	return (int)n;
-}
-
 static void reap_children(FIXTURE_DATA(ksm_robust) *self)
 {
 	int i;
@@ -101,7 +88,7 @@ FIXTURE_TEARDOWN(ksm_robust)
 	if (self->cgroup[0] && rmdir(self->cgroup))
 		TH_LOG("rmdir %s: %s", self->cgroup, strerror(errno));
 	if (self->enabled_memory)
-		write_str(CG_ROOT "/cgroup.subtree_control", "-memory");
+		ksm_write_str(CG_ROOT "/cgroup.subtree_control", "-memory");
 	EXPECT_EQ(0, ksm_reset());
 	EXPECT_EQ(0, ksm_restore_knobs(&self->saved));
 }
@@ -198,7 +185,7 @@ static pid_t spawn_holder(size_t npages, uint64_t seed, const int ready[2],
 	if (cgroup) {
 		snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
 		snprintf(buf, sizeof(buf), "%d", (int)getpid());
-		if (write_str(path, buf))
+		if (ksm_write_str(path, buf))
 			_exit(90);
 	}
 	p = ksm_map(npages);
@@ -307,7 +294,7 @@ static const char *make_memcg(FIXTURE_DATA(ksm_robust) *self)
 	if (ksm_read_file(CG_ROOT "/cgroup.subtree_control", buf, sizeof(buf)) < 0)
 		return "cannot read cgroup.subtree_control";
 	if (!strstr(buf, "memory")) {
-		if (write_str(CG_ROOT "/cgroup.subtree_control", "+memory"))
+		if (ksm_write_str(CG_ROOT "/cgroup.subtree_control", "+memory"))
 			return "cannot enable the memory controller";
 		self->enabled_memory = true;
 	}
@@ -318,7 +305,7 @@ static const char *make_memcg(FIXTURE_DATA(ksm_robust) *self)
 		return "cannot create a cgroup";
 	}
 	snprintf(path, sizeof(path), "%s/memory.swap.max", self->cgroup);
-	err = write_str(path, "0");
+	err = ksm_write_str(path, "0");
 	if (err && err != -ENOENT)
 		return "cannot disable swap in the cgroup";
 	return NULL;
@@ -330,7 +317,7 @@ static int memcg_set(FIXTURE_DATA(ksm_robust) *self, const char *file,
 	char path[192];
 
 	snprintf(path, sizeof(path), "%s/%s", self->cgroup, file);
-	return write_str(path, val);
+	return ksm_write_str(path, val);
 }
 
 static long memcg_event(FIXTURE_DATA(ksm_robust) *self, const char *event)
@@ -378,7 +365,7 @@ static void unmerge_over_limit(struct __test_metadata *_metadata,
 		close(go[1]);
 		snprintf(path, sizeof(path), "%s/cgroup.procs", self->cgroup);
 		snprintf(buf, sizeof(buf), "%d", (int)getpid());
-		if (write_str(path, buf))
+		if (ksm_write_str(path, buf))
 			_exit(90);
 		p = ksm_map(npages);
 		if (p == MAP_FAILED)

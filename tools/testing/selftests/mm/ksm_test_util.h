@@ -101,13 +101,12 @@ static inline ssize_t ksm_read_raw(const char *name, char *buf, size_t len)
  * would do.  Returns 0 when the whole buffer was accepted, -errno on error
  * and -EIO on a short write.
  */
-static inline int ksm_write_buf(const char *name, const char *val, size_t len)
+/* Write @len bytes of @val to the file at @path: 0, -errno, or -EIO if short. */
+static inline int ksm_write_file(const char *path, const char *val, size_t len)
 {
-	char path[256];
 	ssize_t n;
 	int fd, err;
 
-	ksm_path(path, sizeof(path), name);
 	fd = open(path, O_WRONLY);
 	if (fd < 0)
 		return -errno;
@@ -119,6 +118,19 @@ static inline int ksm_write_buf(const char *name, const char *val, size_t len)
 	if ((size_t)n != len)
 		return -EIO;
 	return 0;
+}
+
+static inline int ksm_write_str(const char *path, const char *val)
+{
+	return ksm_write_file(path, val, strlen(val));
+}
+
+static inline int ksm_write_buf(const char *name, const char *val, size_t len)
+{
+	char path[256];
+
+	ksm_path(path, sizeof(path), name);
+	return ksm_write_file(path, val, len);
 }
 
 static inline int ksm_write(const char *name, const char *val)

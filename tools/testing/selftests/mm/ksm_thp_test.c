@@ -78,19 +78,6 @@ FIXTURE_VARIANT_ADD(ksm_thp, always_no_zero_pages) {
 FIXTURE_VARIANT_ADD(ksm_thp, never_no_zero_pages) {
 	.thp = "never", .huge = false, .zero_pages = false };
 
-static int sys_write(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	n = n < 0 ? -errno : 0;
-	close(fd);
-	return (int)n;
-}
-
 static int sys_read(const char *path, char *buf, size_t len)
 {
 	ssize_t n = ksm_read_file(path, buf, len);
@@ -248,7 +235,7 @@ FIXTURE_SETUP(ksm_thp)
 			      self->khp_sleep, sizeof(self->khp_sleep)));
 	ASSERT_EQ(0, sys_read(KHUGEPAGED_DIR "/pages_to_scan",
 			      self->khp_pages, sizeof(self->khp_pages)));
-	ASSERT_EQ(0, sys_write(THP_DIR "/enabled", variant->thp));
+	ASSERT_EQ(0, ksm_write_str(THP_DIR "/enabled", variant->thp));
 	self->pages_per_huge = HUGE_SIZE / ksm_page_size();
 
 	ksm_save_knobs(&self->saved);
@@ -294,11 +281,11 @@ FIXTURE_TEARDOWN(ksm_thp)
 		waitpid(self->pid[i], NULL, 0);
 	}
 	if (self->khp_sleep[0]) {
-		sys_write(KHUGEPAGED_DIR "/scan_sleep_millisecs", self->khp_sleep);
-		sys_write(KHUGEPAGED_DIR "/pages_to_scan", self->khp_pages);
+		ksm_write_str(KHUGEPAGED_DIR "/scan_sleep_millisecs", self->khp_sleep);
+		ksm_write_str(KHUGEPAGED_DIR "/pages_to_scan", self->khp_pages);
 	}
 	if (self->thp_saved[0])
-		sys_write(THP_DIR "/enabled", self->thp_saved);
+		ksm_write_str(THP_DIR "/enabled", self->thp_saved);
 	if (self->pid[0] > 0) {
 		EXPECT_EQ(0, ksm_reset());
 		EXPECT_EQ(0, ksm_restore_knobs(&self->saved));
@@ -391,8 +378,8 @@ static int khugepaged_two_scans(void)
 	if (err)
 		return err;
 	base = strtoul(buf, NULL, 10);
-	if (sys_write(KHUGEPAGED_DIR "/pages_to_scan", "65536") ||
-	    sys_write(KHUGEPAGED_DIR "/scan_sleep_millisecs", "1"))
+	if (ksm_write_str(KHUGEPAGED_DIR "/pages_to_scan", "65536") ||
+	    ksm_write_str(KHUGEPAGED_DIR "/scan_sleep_millisecs", "1"))
 		return -EIO;
 	do {
 		usleep(20000);
@@ -403,7 +390,7 @@ static int khugepaged_two_scans(void)
 		if (ksm_now() > deadline)
 			return -ETIMEDOUT;
 	} while (cur < base + 2);
-	return sys_write(KHUGEPAGED_DIR "/scan_sleep_millisecs", "10000");
+	return ksm_write_str(KHUGEPAGED_DIR "/scan_sleep_millisecs", "10000");
 }
 
 TEST_F_TIMEOUT(ksm_thp, merge_split_and_keep, 900)
