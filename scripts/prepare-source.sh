@@ -98,6 +98,60 @@ gen_mm_khugepaged() {
 		die "pristine mm/khugepaged.c: PTE loop of hpage_collapse_scan_pmd() not found"
 }
 
+# Merge domains (issue 7): an exec that gains privilege leaves the merge
+# domain its caller chose. One call once the new credentials are committed
+# in begin_new_exec().
+gen_fs_exec() {
+	local src=$PRISTINE/fs/exec.c
+	awk '
+		/^int begin_new_exec\(/ { infn = 1 }
+		{ print }
+		infn && /^\tcommit_creds\(bprm->cred\);$/ { commit = 1; next }
+		commit && /^\tbprm->cred = NULL;$/ {
+			print ""
+			print "\t/* A privileged program leaves its caller\x27s merge domain. */"
+			print "\tif (bprm->secureexec)"
+			print "\t\tksm_execve_secure(me->mm);"
+			commit = 0; infn = 0; done = 1
+		}
+		END { if (!done) exit 1 }' "$src" ||
+		die "pristine fs/exec.c: commit_creds() in begin_new_exec() not found"
+}
+
+# prctl(PR_KSM_DOMAIN, ...) next to PR_SET_MEMORY_MERGE, in the CONFIG_KSM
+# part of prctl()'s switch.
+gen_kernel_sys() {
+	local src=$PRISTINE/kernel/sys.c
+	awk '
+		{ print }
+		/^\tcase PR_GET_MEMORY_MERGE:$/ { get = 1 }
+		get && /^\t\tbreak;$/ {
+			print "\tcase PR_KSM_DOMAIN:"
+			print "\t\terror = ksm_prctl_domain(arg2, arg3, arg4, arg5);"
+			print "\t\tbreak;"
+			get = 0; done = 1
+		}
+		END { if (!done) exit 1 }' "$src" ||
+		die "pristine kernel/sys.c: case PR_GET_MEMORY_MERGE not found"
+}
+
+gen_uapi_prctl() {
+	local src=$PRISTINE/include/uapi/linux/prctl.h
+	awk '
+		/^#endif \/\* _LINUX_PRCTL_H \*\/$/ {
+			print "/* KSM merge domains: PR_KSM_DOMAIN, op, arg (see Documentation/admin-guide/mm/ksm.rst) */"
+			print "#define PR_KSM_DOMAIN\t\t\t0x4b534d44\t/* \"KSMD\" */"
+			print "# define PR_KSM_DOMAIN_GET\t\t0\t/* arg: __u64 * for the domain key */"
+			print "# define PR_KSM_DOMAIN_PRIVATE\t\t1\t/* a new domain of our own */"
+			print "# define PR_KSM_DOMAIN_JOIN\t\t2\t/* arg: tag; CAP_SYS_ADMIN */"
+			print ""
+			done = 1
+		}
+		{ print }
+		END { if (!done) exit 1 }' "$src" ||
+		die "pristine include/uapi/linux/prctl.h: closing #endif not found"
+}
+
 gen_maintainers() {
 	cat "$PRISTINE/MAINTAINERS"
 	if [[ -f $REPO/MAINTAINERS ]]; then
@@ -118,7 +172,8 @@ prepare_overlay() {
 	trap 'rm -rf "$tmp"' EXIT
 
 	our_files >"$tmp/ours"
-	local generated=(mm/Makefile mm/Kconfig mm/khugepaged.c MAINTAINERS)
+	local generated=(mm/Makefile mm/Kconfig mm/khugepaged.c fs/exec.c
+		kernel/sys.c include/uapi/linux/prctl.h MAINTAINERS)
 	local removed=(mm/ksm.c)
 
 	# rsync filter: protect our files, generated files, and directories
@@ -178,6 +233,12 @@ prepare_overlay() {
 	gen_mm_kconfig >"$tmp/mm-Kconfig"
 	gen_maintainers >"$tmp/MAINTAINERS"
 	gen_mm_khugepaged >"$tmp/mm-khugepaged.c"
+	gen_fs_exec >"$tmp/fs-exec.c"
+	gen_kernel_sys >"$tmp/kernel-sys.c"
+	gen_uapi_prctl >"$tmp/uapi-prctl.h"
+	write_if_changed "$tmp/fs-exec.c" "$OVERLAY/fs/exec.c" || true
+	write_if_changed "$tmp/kernel-sys.c" "$OVERLAY/kernel/sys.c" || true
+	write_if_changed "$tmp/uapi-prctl.h" "$OVERLAY/include/uapi/linux/prctl.h" || true
 	write_if_changed "$tmp/mm-Makefile" "$OVERLAY/mm/Makefile" || true
 	write_if_changed "$tmp/mm-khugepaged.c" "$OVERLAY/mm/khugepaged.c" || true
 	write_if_changed "$tmp/mm-Kconfig" "$OVERLAY/mm/Kconfig" || true

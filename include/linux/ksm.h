@@ -98,11 +98,18 @@ static inline bool ksm_pte_blocks_collapse(struct vm_area_struct *vma,
  */
 void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm);
 
-/* PR_SET_MEMORY_MERGE survives exec: register the new mm straight away. */
-static inline int ksm_execve(struct mm_struct *mm)
-{
-	return test_bit(MMF_VM_MERGE_ANY, &mm->flags) ? __ksm_enter(mm) : 0;
-}
+/*
+ * Exec: PR_SET_MEMORY_MERGE and the merge domain survive it (the new mm is
+ * registered at once, under the new mm's mmap_lock); an exec that gains
+ * privilege (bprm->secureexec) then moves the new program, once its
+ * credentials are committed, into a merge domain of its own.
+ */
+int ksm_execve(struct mm_struct *mm);
+void ksm_execve_secure(struct mm_struct *mm);
+
+/* prctl(PR_KSM_DOMAIN, ...): see mm/ksm/domain.c. */
+int ksm_prctl_domain(unsigned long op, unsigned long arg3,
+		     unsigned long arg4, unsigned long arg5);
 
 static inline void ksm_exit(struct mm_struct *mm)
 {
@@ -146,6 +153,7 @@ static inline void ksm_add_vma(struct vm_area_struct *vma) { }
 static inline int ksm_disable(struct mm_struct *mm) { return 0; }
 static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm) { }
 static inline int ksm_execve(struct mm_struct *mm) { return 0; }
+static inline void ksm_execve_secure(struct mm_struct *mm) { }
 static inline void ksm_exit(struct mm_struct *mm) { }
 
 static inline void ksm_might_unmap_zero_page(struct mm_struct *mm, pte_t pte)

@@ -76,6 +76,8 @@ struct ksm_context ksm_ctx = {
 		.use_zero_pages = false,
 		.smart_scan = true,
 		.huge_split_min_subpages = KSM_HUGE_SPLIT_MIN_DEFAULT,
+		.merge_domain = KSM_MERGE_DOMAIN_USER,
+		.fresh_frames = true,
 	},
 	.stable_roots = &ksm_single_stable_root,
 	.nr_trees = 1,

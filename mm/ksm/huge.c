@@ -149,6 +149,7 @@ static bool ksm_huge_page_mergeable(struct ksm_huge_side *side, unsigned int i,
 				    struct ksm_huge_side *partner, int nid)
 {
 	u64 hash = side->hashes[i];
+	u64 filed = ksm_domain_hash(hash, ksm_ctx.scan.domain);
 
 	if (hash == ksm_ctx.zero_hash)
 		return true;
@@ -156,9 +157,10 @@ static bool ksm_huge_page_mergeable(struct ksm_huge_side *side, unsigned int i,
 		return true;
 	if (ksm_huge_sorted_has(partner->sorted, partner->nr, hash))
 		return true;
-	if (ksm_stable_has_hash(hash, nid))
+	/* Both sides are in the domain of the page being visited. */
+	if (ksm_stable_has_hash(filed, nid))
 		return true;
-	return ksm_unstable_has_other(hash, nid, side->mm, side->start,
+	return ksm_unstable_has_other(filed, nid, side->mm, side->start,
 				      side->start + side->nr * PAGE_SIZE);
 }
 

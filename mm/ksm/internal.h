@@ -30,7 +30,9 @@
  *    ksm_assert_locked().
  * 2. mmap_lock of a scanned mm (read): taken per mm while looking at its
  *    VMAs and page tables. madvise() and prctl() arrive here with it held
- *    for write and never take ksm_ctx.lock.
+ *    for write and never take ksm_ctx.lock; the one exception, moving an
+ *    mm to another merge domain (domain.c), drops it first and takes
+ *    ksm_ctx.lock, then mmap_lock for read, like ksmd.
  * 3. folio lock of a KSM folio: guards the folio's stable node rmap list,
  *    so that rmap_walk_ksm() (which holds only the folio lock) sees a list
  *    nobody is changing.
@@ -124,6 +126,8 @@ static inline unsigned long ksm_item_addr(const struct ksm_rmap_item *item)
  * @copies: the KSM pages with this content (struct ksm_stable_node).
  * @nr_copies: length of @copies; more than one forms a chain.
  * @nid: index of the stable tree holding @node.
+ * @domain: the merge domain the content belongs to (see domain.c);
+ *          @hash already includes it.
  *
  * A content gets more than one KSM page only when each existing copy
  * already has max_page_sharing mappers.
@@ -134,6 +138,7 @@ struct ksm_stable_key {
 	struct list_head copies;
 	unsigned int nr_copies;
 	int nid;
+	u64 domain;
 };
 
 /**
@@ -161,10 +166,21 @@ struct ksm_stable_node {
  * struct ksm_mm - a registered mm
  * @slot: hash and list linkage shared with khugepaged's helpers.
  * @items: the mm's rmap items, sorted by address.
+ * @tag: the mm's merge domain key when set by prctl() or exec, else 0.
+ * @serial: number of this registration (the domain in "process" mode).
+ * @cgroup: cgroup v2 id of the registering task.
+ * @uid: effective uid (in the initial namespace) of the registering task.
+ *
+ * @tag, @cgroup and @uid change under mm_list_lock and ksm_ctx.lock; see
+ * domain.c.
  */
 struct ksm_mm {
 	struct mm_slot slot;
 	struct ksm_rmap_item *items;
+	u64 tag;
+	u64 serial;
+	u64 cgroup;
+	u32 uid;
 };
 
 /**
@@ -175,6 +191,7 @@ struct ksm_mm {
  * @pass: number of passes started; unstable items of older passes are
  *        no longer in the tree.
  * @full_scans: number of passes completed.
+ * @domain: merge domain key of the page being visited.
  */
 struct ksm_scan_cursor {
 	struct ksm_mm *slot;
@@ -182,6 +199,7 @@ struct ksm_scan_cursor {
 	struct ksm_rmap_item **link;
 	unsigned int pass;
 	unsigned long full_scans;
+	u64 domain;
 };
 
 /**
@@ -196,6 +214,9 @@ struct ksm_scan_cursor {
  * @smart_scan: look less often at pages that never merge.
  * @huge_split_min_subpages: fewest mergeable pages that justify splitting
  *                           a large folio (see huge.c).
+ * @merge_domain: how merge domains are formed (see domain.c).
+ * @fresh_frames: a new KSM page gets a frame of its own, not the frame of
+ *                one of the pages merged.
  */
 struct ksm_knobs {
 	unsigned int run;
@@ -207,6 +228,8 @@ struct ksm_knobs {
 	bool use_zero_pages;
 	bool smart_scan;
 	unsigned int huge_split_min_subpages;
+	unsigned int merge_domain;
+	bool fresh_frames;
 };
 
 /**
@@ -358,7 +381,8 @@ bool ksm_unstable_has_other(u64 hash, int nid, struct mm_struct *mm,
 struct folio *ksm_stable_folio_get(struct ksm_stable_node *node, bool lock);
 struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid);
 bool ksm_stable_has_hash(u64 hash, int nid);
-struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash);
+struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
+					  u64 domain);
 void ksm_stable_add_item(struct ksm_stable_node *node,
 			 struct ksm_rmap_item *item);
 void ksm_stable_remove_item(struct ksm_rmap_item *item);
@@ -371,6 +395,7 @@ int ksm_stable_cache_init(void);
 int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
 		   struct page *kpage);
 int ksm_promote_page(struct vm_area_struct *vma, struct page *page);
+struct folio *ksm_fresh_frame(struct vm_area_struct *vma, struct page *page);
 int ksm_merge_zero_page(struct vm_area_struct *vma, struct page *page);
 int ksm_unmerge_range(struct vm_area_struct *vma, unsigned long start,
 		      unsigned long end, bool lock_vma);
@@ -392,8 +417,26 @@ bool ksm_huge_merge_pays(struct page *page, struct mm_struct *mm,
 bool ksm_huge_may_split(struct folio *folio);
 
 void ksm_mm_free(struct ksm_mm *slot);
+struct ksm_mm *ksm_mm_lookup(struct mm_struct *mm);
+int ksm_mm_enter(struct mm_struct *mm, u64 tag);
+int ksm_mm_register(struct mm_struct *mm);
 long ksm_zero_pages_total(void);
 int ksm_mm_cache_init(void);
+
+/* domain.c */
+
+/* Values of the merge_domain knob (and kinds of domain keys). */
+#define KSM_MERGE_DOMAIN_GLOBAL		0
+#define KSM_MERGE_DOMAIN_USER		1
+#define KSM_MERGE_DOMAIN_CGROUP		2
+#define KSM_MERGE_DOMAIN_PROCESS	3
+
+u64 ksm_domain_hash(u64 hash, u64 domain);
+u64 ksm_slot_domain(const struct ksm_mm *slot);
+void ksm_domain_init_slot(struct ksm_mm *slot, u64 tag);
+u64 ksm_domain_tag_of(struct mm_struct *mm);
+const char *ksm_domain_mode_name(unsigned int mode);
+int ksm_set_merge_domain(unsigned int mode);
 
 /* advisor.c */
 

@@ -357,6 +357,47 @@ int ksm_promote_page(struct vm_area_struct *vma, struct page *page)
 }
 
 /**
+ * ksm_fresh_frame() - a new KSM page holding a copy of an anonymous page
+ * @vma: the VMA mapping @page; the copy is charged to its mm.
+ * @page: the page, referenced by the caller.
+ *
+ * The copy is a KSM folio with no stable node yet, not mapped anywhere,
+ * on the LRU; ksm_merge_into() maps it in place of @page (and checks that
+ * @page still holds the same bytes once write-protected). A new KSM page
+ * in a frame nobody chose keeps a process from deciding, by writing a page
+ * it owns, which physical frame other processes' data will end up in.
+ *
+ * Context: @vma's mmap_lock held for read.
+ * Return: the folio with one reference, or NULL without memory.
+ */
+struct folio *ksm_fresh_frame(struct vm_area_struct *vma, struct page *page)
+{
+	gfp_t gfp = GFP_HIGHUSER_MOVABLE | __GFP_NORETRY | __GFP_NOWARN;
+	struct folio *folio;
+
+	/* Merging per node: the copy must stay in @page's tree. */
+	if (!READ_ONCE(ksm_ctx.knobs.merge_across_nodes))
+		gfp |= __GFP_THISNODE;
+	folio = __folio_alloc_node(gfp, 0, page_to_nid(page));
+	if (!folio)
+		return NULL;
+	/* Never the memcg OOM killer: a merge can wait for another pass. */
+	if (mem_cgroup_charge(folio, vma->vm_mm,
+			      GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN)) {
+		folio_put(folio);
+		return NULL;
+	}
+	copy_highpage(&folio->page, page);
+	__folio_mark_uptodate(folio);
+	__folio_set_swapbacked(folio);
+	ksm_folio_set_node(folio, NULL);
+	/* Reclaim must swap a KSM page out, never just drop it. */
+	folio_set_dirty(folio);
+	folio_add_lru(folio);
+	return folio;
+}
+
+/**
  * ksm_merge_zero_page() - map the shared zero page in place of an empty page
  * @vma: the VMA mapping @page.
  * @page: the page, referenced by the caller.

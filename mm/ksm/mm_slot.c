@@ -55,12 +55,31 @@ void ksm_mm_free(struct ksm_mm *slot)
 }
 
 /**
- * __ksm_enter() - register an mm with KSM
+ * ksm_mm_lookup() - the slot of a registered mm
+ * @mm: the mm.
+ *
+ * Context: ksm_ctx.mm_list_lock held.
+ * Return: the slot, or NULL if @mm is not registered.
+ */
+struct ksm_mm *ksm_mm_lookup(struct mm_struct *mm)
+{
+	struct mm_slot *mm_slot;
+
+	lockdep_assert_held(&ksm_ctx.mm_list_lock);
+	mm_slot = mm_slot_lookup(ksm_mm_table, mm);
+	return mm_slot ? mm_slot_entry(mm_slot, struct ksm_mm, slot) : NULL;
+}
+
+/**
+ * ksm_mm_enter() - register an mm with KSM, in a given merge domain
  * @mm: the mm; the caller holds its mmap_lock for write, or owns it.
+ * @tag: the domain tag the mm inherits, 0 for none (see domain.c).
+ *
+ * The identities a domain is formed from are those of the current task.
  *
  * Return: 0 or -ENOMEM.
  */
-int __ksm_enter(struct mm_struct *mm)
+int ksm_mm_enter(struct mm_struct *mm, u64 tag)
 {
 	struct ksm_mm *slot;
 	struct mm_slot *mm_slot;
@@ -70,6 +89,7 @@ int __ksm_enter(struct mm_struct *mm)
 	if (!slot)
 		return -ENOMEM;
 	mm_slot = &slot->slot;
+	ksm_domain_init_slot(slot, tag);
 
 	spin_lock(&ksm_ctx.mm_list_lock);
 	mm_slot_insert(ksm_mm_table, mm, mm_slot);
@@ -95,6 +115,17 @@ int __ksm_enter(struct mm_struct *mm)
 }
 
 /**
+ * __ksm_enter() - register an mm with KSM
+ * @mm: the mm; the caller holds its mmap_lock for write, or owns it.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int __ksm_enter(struct mm_struct *mm)
+{
+	return ksm_mm_enter(mm, 0);
+}
+
+/**
  * ksm_fork() - set up KSM state of a child mm
  * @mm: the child, its page tables copied, not yet visible to anyone.
  * @oldmm: the parent.
@@ -102,7 +133,8 @@ int __ksm_enter(struct mm_struct *mm)
  * The child was copied from the parent before fork took the parent's
  * mmap_lock, so its counters are stale: it owns no rmap items and merges
  * nothing yet, and its KSM zero pages are recounted from what it inherited.
- * It is registered (on a best-effort basis) if the parent is.
+ * It is registered (on a best-effort basis) if the parent is, in the
+ * parent's domain tag.
  *
  * Context: both mmap_locks held for write.
  */
@@ -112,7 +144,26 @@ void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 	mm->ksm_merging_pages = 0;
 	atomic_long_set(&mm->ksm_zero_pages, ksm_zero_pages_inherited(oldmm));
 	if (test_bit(MMF_VM_MERGEABLE, &oldmm->flags))
-		__ksm_enter(mm);
+		ksm_mm_enter(mm, ksm_domain_tag_of(oldmm));
+}
+
+/**
+ * ksm_execve() - set up KSM state of the mm an exec is building
+ * @mm: the new mm; current->mm is still the old one (or NULL).
+ *
+ * PR_SET_MEMORY_MERGE and a domain tag survive exec: the new mm is then
+ * registered straight away, with the old mm's tag.
+ *
+ * Context: @mm's mmap_lock held for write.
+ * Return: 0 or -ENOMEM.
+ */
+int ksm_execve(struct mm_struct *mm)
+{
+	u64 tag = ksm_domain_tag_of(current->mm);
+
+	if (!tag && !test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return 0;
+	return ksm_mm_enter(mm, tag);
 }
 
 /**
@@ -174,8 +225,13 @@ void __ksm_exit(struct mm_struct *mm)
 	trace_ksm_exit(mm);
 }
 
-/* Register @mm with KSM unless it already is. */
-static int ksm_mm_register(struct mm_struct *mm)
+/**
+ * ksm_mm_register() - register an mm with KSM unless it already is
+ * @mm: the mm; the caller holds its mmap_lock for write.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int ksm_mm_register(struct mm_struct *mm)
 {
 	return test_bit(MMF_VM_MERGEABLE, &mm->flags) ? 0 : __ksm_enter(mm);
 }

@@ -367,6 +367,61 @@ static int ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
 }
 
 /*
+ * Like ksm_item_merge() with no KSM page yet, but map a copy of @page in a
+ * freshly allocated frame (see the fresh_frames knob). Returns the new KSM
+ * folio, referenced, in *@kfolio.
+ */
+static int ksm_item_merge_fresh(struct ksm_rmap_item *item, struct page *page,
+				struct folio **kfolio)
+{
+	struct mm_struct *mm = item->mm;
+	struct vm_area_struct *vma;
+	int err = -EFAULT;
+
+	*kfolio = NULL;
+	mmap_read_lock(mm);
+	vma = ksm_find_vma(mm, ksm_item_addr(item));
+	if (vma) {
+		*kfolio = ksm_fresh_frame(vma, page);
+		err = *kfolio ? ksm_merge_into(vma, page, &(*kfolio)->page) :
+				-ENOMEM;
+	}
+	if (!err) {
+		item->anon_vma = vma->anon_vma;
+		get_anon_vma(item->anon_vma);
+	}
+	mmap_read_unlock(mm);
+	if (err && *kfolio) {
+		folio_put(*kfolio);
+		*kfolio = NULL;
+	}
+	return err;
+}
+
+/*
+ * Make the first mapper of a new KSM page: @page itself is promoted, or
+ * with fresh_frames a copy of it in a new frame. Returns the KSM folio,
+ * referenced, or NULL.
+ */
+static struct folio *ksm_scan_new_kfolio(struct ksm_rmap_item *item,
+					 struct page *page)
+{
+	struct folio *kfolio;
+	int err;
+
+	if (READ_ONCE(ksm_ctx.knobs.fresh_frames)) {
+		err = ksm_item_merge_fresh(item, page, &kfolio);
+	} else {
+		err = ksm_item_merge(item, page, NULL);
+		kfolio = page_folio(page);
+		if (!err)
+			folio_get(kfolio);
+	}
+	trace_ksm_merge_one_page(page_to_pfn(page), item, item->mm, err);
+	return err ? NULL : kfolio;
+}
+
+/*
  * Merge @page with its unstable twin into a new KSM page. Consumes the
  * reference on @tree_page.
  */
@@ -384,30 +439,28 @@ static void ksm_scan_merge_pair(struct ksm_rmap_item *item, struct page *page,
 		put_page(tree_page);
 		tree_page = NULL;
 	}
-	err = ksm_item_merge(item, page, NULL);
-	trace_ksm_merge_one_page(page_to_pfn(page), item, item->mm, err);
-	if (err)
+	kfolio = ksm_scan_new_kfolio(item, page);
+	if (!kfolio)
 		goto out;
 	if (!tree_page)
 		tree_page = ksm_item_page(tree_item);
-	if (!tree_page) {
-		ksm_scan_unmerge(item);
-		return;
+	err = -EFAULT;
+	if (tree_page) {
+		ksm_rmap_item_forget(tree_item);
+		err = ksm_item_merge(tree_item, tree_page, &kfolio->page);
+		trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(tree_page),
+					      tree_item, tree_item->mm, err);
 	}
-
-	ksm_rmap_item_forget(tree_item);
-	err = ksm_item_merge(tree_item, tree_page, page);
-	trace_ksm_merge_with_ksm_page(page_folio(page), page_to_pfn(tree_page),
-				      tree_item, tree_item->mm, err);
-	kfolio = page_folio(page);
 	folio_lock(kfolio);
 	if (!err)
-		node = ksm_stable_insert(kfolio, item->hash);
+		node = ksm_stable_insert(kfolio, item->hash,
+					 ksm_ctx.scan.domain);
 	if (node) {
 		ksm_stable_add_item(node, tree_item);
 		ksm_stable_add_item(node, item);
 	}
 	folio_unlock(kfolio);
+	folio_put(kfolio);
 	if (!node) {
 		ksm_scan_unmerge(item);
 		if (!err)
@@ -497,7 +550,7 @@ static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page)
 	struct folio *folio = page_folio(page), *kfolio;
 	struct ksm_rmap_item *tree_item;
 	struct page *tree_page;
-	u64 hash;
+	u64 content, hash;
 
 	if (item->state == KSM_ITEM_STABLE && folio_test_ksm(folio) &&
 	    ksm_folio_node(folio) == item->stable) {
@@ -509,7 +562,10 @@ static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page)
 		return;
 	ksm_ctx.stats.pages_scanned++;
 
-	hash = ksm_page_hash(page);
+	/* Pages are filed, and found, under a hash keyed by their domain. */
+	ksm_ctx.scan.domain = ksm_slot_domain(ksm_ctx.scan.slot);
+	content = ksm_page_hash(page);
+	hash = ksm_domain_hash(content, ksm_ctx.scan.domain);
 	kfolio = ksm_stable_lookup(page, hash, page_to_nid(page));
 	if (kfolio) {
 		item->hash = hash;
@@ -526,7 +582,7 @@ static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page)
 		return;
 
 	if (READ_ONCE(ksm_ctx.knobs.use_zero_pages) &&
-	    hash == ksm_ctx.zero_hash &&
+	    content == ksm_ctx.zero_hash &&
 	    ksm_huge_merge_pays(page, item->mm, ksm_item_addr(item), NULL, NULL, 0) &&
 	    !ksm_scan_merge_zero(item, page))
 		return;

@@ -354,13 +354,15 @@ static struct ksm_stable_key *ksm_key_create(struct rb_root *root, u64 hash,
 /**
  * ksm_stable_insert() - give a new KSM folio its node in the stable tree
  * @kfolio: locked folio just turned into a KSM folio with no node yet.
- * @hash: its content hash.
+ * @hash: the hash its content is filed under (domain included).
+ * @domain: the merge domain of its mappers.
  *
  * Context: ksm_ctx.lock held.
  * Return: the new node, now referenced by @kfolio->mapping; NULL without
  * memory.
  */
-struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash)
+struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
+					  u64 domain)
 {
 	int nid = ksm_tree_index(folio_nid(kfolio));
 	struct rb_root *root = &ksm_ctx.stable_roots[nid];
@@ -375,8 +377,11 @@ struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash)
 		return NULL;
 
 	key = ksm_key_find(root, &kfolio->page, hash, &link, &parent);
-	if (!key)
+	if (!key) {
 		key = ksm_key_create(root, hash, nid, link, parent);
+		if (key)
+			key->domain = domain;
+	}
 	if (!key) {
 		kmem_cache_free(ksm_stable_node_cache, node);
 		return NULL;

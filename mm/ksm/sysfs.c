@@ -110,6 +110,8 @@ KSM_KNOB(smart_scan, .flag = &ksm_ctx.knobs.smart_scan);
  */
 KSM_KNOB(huge_split_min_subpages,
 	 .number = &ksm_ctx.knobs.huge_split_min_subpages);
+/* Not in 6.12: see mm/ksm/domain.c. */
+KSM_KNOB(merge_fresh_frames, .flag = &ksm_ctx.knobs.fresh_frames);
 
 /* run control */
 
@@ -179,6 +181,37 @@ static ssize_t max_page_sharing_store(struct kobject *kobj,
 	return err ? err : count;
 }
 KSM_ATTR_RW(max_page_sharing);
+
+/* Not in 6.12: which tasks' pages may merge (see mm/ksm/domain.c). */
+static ssize_t merge_domain_show(struct kobject *kobj,
+				 struct kobj_attribute *attr, char *buf)
+{
+	unsigned int mode = READ_ONCE(ksm_ctx.knobs.merge_domain);
+	const char *name;
+	int i, len = 0;
+
+	for (i = 0; (name = ksm_domain_mode_name(i)); i++)
+		len += sysfs_emit_at(buf, len, i == mode ? "%s[%s]" : "%s%s",
+				     i ? " " : "", name);
+	return len + sysfs_emit_at(buf, len, "\n");
+}
+
+static ssize_t merge_domain_store(struct kobject *kobj,
+				  struct kobj_attribute *attr,
+				  const char *buf, size_t count)
+{
+	const char *name;
+	int i, err;
+
+	for (i = 0; (name = ksm_domain_mode_name(i)); i++)
+		if (sysfs_streq(buf, name))
+			break;
+	if (!name)
+		return -EINVAL;
+	err = ksm_set_merge_domain(i);
+	return err ? err : count;
+}
+KSM_ATTR_RW(merge_domain);
 
 /* advisor */
 
@@ -289,6 +322,8 @@ static struct attribute *ksm_attrs[] = {
 	&stable_node_chains_prune_millisecs_knob.attr.attr,
 	&smart_scan_knob.attr.attr,
 	&huge_split_min_subpages_knob.attr.attr,
+	&merge_domain_attr.attr,
+	&merge_fresh_frames_knob.attr.attr,
 	&advisor_mode_attr.attr,
 	&advisor_max_cpu_attr.attr,
 	&advisor_min_pages_to_scan_attr.attr,
