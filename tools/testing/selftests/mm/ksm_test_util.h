@@ -40,6 +40,12 @@
 #ifndef PR_GET_MEMORY_MERGE
 #define PR_GET_MEMORY_MERGE	68
 #endif
+#ifndef PR_KSM_DOMAIN		/* ours: merge domains */
+#define PR_KSM_DOMAIN		0x4b534d44
+#define PR_KSM_DOMAIN_GET	0
+#define PR_KSM_DOMAIN_PRIVATE	1
+#define PR_KSM_DOMAIN_JOIN	2
+#endif
 
 #define KSM_DIR			"/sys/kernel/mm/ksm"
 #define KSM_PM_PRESENT		(1ULL << 63)
@@ -237,6 +243,8 @@ static const char *const ksm_rw_knobs[] = {
 	"use_zero_pages",
 	"smart_scan",
 	"huge_split_min_subpages",	/* ours only: skipped where absent */
+	"merge_domain",			/* ours only; needs no KSM pages */
+	"merge_fresh_frames",		/* ours only */
 	"stable_node_chains_prune_millisecs",
 	"sleep_millisecs",
 	"advisor_max_cpu",
@@ -283,7 +291,7 @@ static inline void ksm_save_knobs(struct ksm_saved_knobs *s)
 		s->valid[i] = false;
 		if (ksm_read_raw(ksm_rw_knobs[i], buf, sizeof(buf)) <= 0)
 			continue;
-		if (!strcmp(ksm_rw_knobs[i], "advisor_mode")) {
+		if (strchr(buf, '[')) {	/* advisor_mode, merge_domain */
 			if (ksm_selected_word(buf, s->val[i], sizeof(s->val[i])))
 				continue;
 		} else {
