@@ -59,6 +59,12 @@ def figures(labels):
         ("mix: full scans to converge", "scans", ("mix", "converge_scans"), None),
         ("mix: ksmd CPU to converge", "ms", ("mix", "converge_cpu_ms"), None),
         ("mix: time to converge", "ms", ("mix", "converge_ms"), None),
+        ("mix, a domain per cgroup (4 x 2 procs): MiB saved", "MiB", ("mix_cgroup", "saved_mib"), None),
+        ("mix, a domain per process: MiB saved", "MiB", ("mix_process", "saved_mib"), None),
+        ("all dups, KSM pages in place (no fresh frames): ksmd CPU", "ms",
+         ("alldups_inplace", "converge_cpu_ms"), None),
+        ("all dups: CPU with fresh frames over in place", "x",
+         per_rep_ratio(("alldups", "converge_cpu_ms"), ("alldups_inplace", "converge_cpu_ms")), None),
     ]
     scale = sorted({l for l in labels if l.startswith("scale_")}, key=lambda s: int(s[6:-1]))
     for l in scale:

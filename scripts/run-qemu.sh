@@ -11,8 +11,8 @@
 # Environment:
 #   ACCEL=auto|kvm|tcg   accelerator (auto: probe KVM for a few seconds,
 #                        cache the verdict, else TCG)
-#   GUEST_TIMEOUT=SECS   whole guest run (default 1200; shell: 3600)
-#   TEST_TIMEOUT=SECS    per test binary run in the guest (default 300)
+#   GUEST_TIMEOUT=SECS   whole guest run (default 1800; shell: 3600)
+#   TEST_TIMEOUT=SECS    per test binary run in the guest (default 600)
 #   RETRY=N              retries of a failed upstream ksm_tests mode (default 2)
 #   ONLY=PAT[,PAT]       test filter (see README)
 #   KERNEL=, INITRD=     override the bzImage / initramfs
@@ -41,9 +41,9 @@ INTERACTIVE=0
 if [[ $MODE == shell ]]; then
 	GUEST_TIMEOUT=${GUEST_TIMEOUT:-3600}
 else
-	GUEST_TIMEOUT=${GUEST_TIMEOUT:-1200}
+	GUEST_TIMEOUT=${GUEST_TIMEOUT:-1800}
 fi
-TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+TEST_TIMEOUT=${TEST_TIMEOUT:-600}
 
 # --- accelerator -------------------------------------------------------------
 # A KVM guest can hang in firmware (nested paravirtual KVM): probe with a

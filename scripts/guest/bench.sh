@@ -101,7 +101,14 @@ fi
 
 run nodups nodups -p 1 -m $NODUPS_MIB -n 2 $SCAN
 run alldups alldups -p 3 -m $ALLDUPS_MIB -v $SCAN
+# What fresh frames cost: new KSM pages made in place, as stock does.
+run alldups_inplace alldups -p 3 -m $ALLDUPS_MIB -k merge_fresh_frames=0 $SCAN
 run mix mix -p 8 -m $MIX_MIB -v $SCAN
+# Merge domains (ours; stock ignores the knob and merges globally): the
+# same mix with a domain per cgroup (4 cgroups of 2 processes, as in 4
+# containers) and per process. ours/stock is the share of savings kept.
+run mix_cgroup mix -p 8 -m $MIX_MIB -g 4 -k merge_domain=cgroup $SCAN
+run mix_process mix -p 8 -m $MIX_MIB -k merge_domain=process $SCAN
 for s in $SCALE; do
 	run "scale_${s%%:*}" nodups -p 1 -m "${s#*:}" -n 2 $SCAN
 done

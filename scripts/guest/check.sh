@@ -103,6 +103,8 @@ reset_ksm() {
 		ksm_set stable_node_chains_prune_millisecs 2000
 		ksm_set smart_scan 1
 		ksm_set huge_split_min_subpages 64
+		ksm_set merge_domain user
+		ksm_set merge_fresh_frames 1
 		ksm_set run 0
 		: >/tmp/reset.done
 	) &

@@ -28,6 +28,8 @@
  *   -i MSECS   sampling interval (default 50)
  *   -d SECS    corunner: length of each measuring window (default 5)
  *   -k KNOB=V  extra KSM sysfs setting after the reset (repeatable)
+ *   -g N       put the processes, round-robin, in N cgroups (v2) of their
+ *              own, created and removed around the run (merge domains)
  *   -l LABEL   name of the workload in the output (default WORKLOAD)
  *   -v         print a sample line every interval (for plots)
  *
@@ -52,7 +54,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,6 +90,7 @@ static struct {
 	int verbose;
 	const char *knobs[MAX_KNOBS];
 	int nknobs;
+	int cgroups;
 } opt = {
 	.procs = 1, .mib = 64, .pages_to_scan = 4000, .sleep_ms = 0,
 	.scans = -1, .timeout = 900, .interval_ms = 50, .window = 5,
@@ -354,10 +359,53 @@ static void fill(char *mem, size_t pages, unsigned int proc)
  * Child: map, fill and mark mergeable, say "ready" on @ready_fd, then hold
  * the memory until @hold_fd reaches EOF (the parent closed it or died).
  */
+/* cgroup v2 directory of group @i (-g): processes are dealt round-robin. */
+static void cgroup_path(char *buf, size_t len, int i, const char *file)
+{
+	snprintf(buf, len, "/sys/fs/cgroup/ksm-bench-%d%s%s", i,
+		 file ? "/" : "", file ? file : "");
+}
+
+/* Move the calling process into group @proc % opt.cgroups. */
+static int join_cgroup(unsigned int proc)
+{
+	char path[128], pid[32];
+	int fd, ok;
+
+	cgroup_path(path, sizeof(path), proc % opt.cgroups, "cgroup.procs");
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, pid, strlen(pid)) == (ssize_t)strlen(pid);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static void cgroups_setup(bool create)
+{
+	char path[128];
+	int i;
+
+	for (i = 0; i < opt.cgroups; i++) {
+		cgroup_path(path, sizeof(path), i, NULL);
+		if (create)
+			mkdir(path, 0755);
+		else
+			rmdir(path);
+	}
+}
+
 static int run_child(unsigned int proc, int ready_fd, int hold_fd)
 {
 	size_t len = opt.mib << 20;
 	char *raw, *mem, byte;
+
+	/* Before the first madvise: KSM records the cgroup then. */
+	if (opt.cgroups && join_cgroup(proc)) {
+		perror("ksm_bench: join cgroup");
+		return 1;
+	}
 
 	raw = mmap(NULL, len + HPAGE, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -584,7 +632,8 @@ static void usage(const char *prog)
 {
 	fprintf(stderr,
 		"usage: %s [-p PROCS] [-m MIB] [-s PAGES_TO_SCAN] [-S SLEEP_MS] [-n SCANS]\n"
-		"       [-t SECS] [-i MSECS] [-d SECS] [-k KNOB=VAL] [-l LABEL] [-v]\n"
+		"       [-t SECS] [-i MSECS] [-d SECS] [-k KNOB=VAL] [-g CGROUPS]\n"
+		"       [-l LABEL] [-v]\n"
 		"       nodups|alldups|mix|corunner|reset\n", prog);
 	exit(2);
 }
@@ -602,7 +651,7 @@ int main(int argc, char **argv)
 
 	page_size = sysconf(_SC_PAGESIZE);
 	clk_tck = sysconf(_SC_CLK_TCK);
-	while ((c = getopt(argc, argv, "p:m:s:S:n:t:i:d:k:l:v")) != -1) {
+	while ((c = getopt(argc, argv, "p:m:s:S:n:t:i:d:k:g:l:v")) != -1) {
 		switch (c) {
 		case 'p':
 			opt.procs = atoi(optarg);
@@ -632,6 +681,9 @@ int main(int argc, char **argv)
 			if (opt.nknobs == MAX_KNOBS || !strchr(optarg, '='))
 				usage(argv[0]);
 			opt.knobs[opt.nknobs++] = optarg;
+			break;
+		case 'g':
+			opt.cgroups = atoi(optarg);
 			break;
 		case 'l':
 			opt.label = optarg;
@@ -708,6 +760,7 @@ int main(int argc, char **argv)
 			_exit(run_streamer(counter, ready[1]));
 		}
 	}
+	cgroups_setup(true);
 	t0 = now_ms();
 	for (i = 0; i < opt.procs; i++) {
 		pid_t pid;
@@ -767,6 +820,7 @@ out:
 		kill(streamer, SIGKILL);
 	while (wait(NULL) > 0)
 		;
+	cgroups_setup(false);
 	ksm_reset();
 	return ret;
 }
