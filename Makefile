@@ -8,6 +8,7 @@
 #   make shell [STOCK=1] [DEBUG=1]    interactive busybox shell in the guest
 #   make demo [STOCK=1] [DEBUG=1]     the KSM demo (scripts/guest/demo.sh)
 #   make lint                         checkpatch, kernel-doc, W=1, sparse
+#   make htmldocs                     render our docs with the kernel's Sphinx
 #   make stress [DURATION=30m] [PHASES=a,b] [STOCK=1] [LEAN=1]
 #                                     long ksm_stress_test on the debug kernel
 #   make run MODE=<mode>              boot with ksm.harness=<mode>
@@ -42,10 +43,10 @@ endif
 export ONLY TEST_TIMEOUT GUEST_TIMEOUT RETRY ACCEL V APPEND OURTESTS
 export REPS BENCH_QUICK BENCH_ONLY KSM_IMAGE STOCK_IMAGE
 
-.PHONY: help deps source kernel initramfs tests check lint stress boot shell demo run bench clean distclean
+.PHONY: help deps source kernel initramfs tests check lint htmldocs stress boot shell demo run bench clean distclean
 
 help:
-	@sed -n '4,17s/^# \{0,1\}//p' Makefile
+	@sed -n '4,18s/^# \{0,1\}//p' Makefile
 
 deps:
 	@$(S)/install-deps.sh
@@ -66,7 +67,7 @@ tests: deps
 check: deps
 	@start=$$SECONDS; \
 	$(S)/build-kernel.sh $(CHECK_VARIANT) && \
-	$(if $(filter ksm,$(BASE)),$(S)/lint.sh $(CHECK_VARIANT) &&) \
+	$(if $(filter ksm,$(BASE)),$(S)/lint.sh $(CHECK_VARIANT) && $(S)/htmldocs.sh &&) \
 	$(S)/build-initramfs.sh $(CHECK_VARIANT) && \
 	echo "==> build steps took $$((SECONDS - start))s" && \
 	$(S)/run-qemu.sh $(CHECK_VARIANT) check
@@ -74,6 +75,11 @@ check: deps
 # checkpatch --strict, kernel-doc, W=1 and sparse on our code.
 lint: deps
 	@$(S)/lint.sh $(CHECK_VARIANT)
+
+# Our two documents through the kernel's Sphinx and kernel-doc setup; any
+# warning in them fails (about 15 s, so "make check" runs it too).
+htmldocs: deps
+	@$(S)/htmldocs.sh
 
 # DURATION is seconds or a number with s, m or h; the guest gets twice
 # that plus 15 minutes before the host gives up on it.

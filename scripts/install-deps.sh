@@ -20,6 +20,8 @@ PKGS=(
 	libnuma-dev		# upstream ksm_tests links libnuma (statically)
 	gnuplot-nox
 	sparse
+	python3-sphinx		# make htmldocs: Sphinx 5.3 (6.12's conf.py needs >= 2.4.4;
+				# alabaster theme comes with it, no rtd theme needed)
 )
 
 TARBALL=/usr/src/linux-source-6.12.tar.xz
