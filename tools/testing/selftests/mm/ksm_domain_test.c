@@ -567,11 +567,6 @@ FIXTURE_VARIANT_ADD(ksm_attack, global) {
 	.mode = "global", .iso = ISO_NONE, .expect_leak = true,
 };
 
-FIXTURE_VARIANT_ADD(ksm_attack, global_fixed_wait) {
-	.mode = "global", .iso = ISO_NONE, .fixed_wait = true,
-	.expect_leak = true,
-};
-
 FIXTURE_VARIANT_ADD(ksm_attack, user) {
 	.mode = "user", .iso = ISO_USER,
 };
