@@ -459,15 +459,12 @@ static void probe_main(uint64_t seed, struct sync_pipe *ready,
 
 static void attacker_isolate(enum isolation iso, struct attack_result *r)
 {
-	char pid[32];
-
 	if (iso == ISO_USER) {
 		if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
 		    setresuid(NOBODY, NOBODY, NOBODY))
 			fail(r, "setresuid(nobody)");
 	} else if (iso == ISO_CGROUP) {
-		snprintf(pid, sizeof(pid), "%d", getpid());
-		if (ksm_write_str(CG_ATTACKER "/cgroup.procs", pid))
+		if (ksm_join_cgroup(CG_ATTACKER))
 			fail(r, "join attacker cgroup");
 	}
 }

@@ -173,21 +173,16 @@ static pid_t spawn_holder(size_t npages, uint64_t seed, const int ready[2],
 			  const char *cgroup)
 {
 	pid_t pid = fork();
-	char path[192], buf[32], c = 1;
 	size_t i;
-	char *p;
+	char *p, c = 1;
 
 	if (pid)
 		return pid;
 	/* Only the parent may hold these, or "go" never reaches EOF. */
 	close(ready[0]);
 	close(go[1]);
-	if (cgroup) {
-		snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
-		snprintf(buf, sizeof(buf), "%d", (int)getpid());
-		if (ksm_write_str(path, buf))
-			_exit(90);
-	}
+	if (cgroup && ksm_join_cgroup(cgroup))
+		_exit(90);
 	p = ksm_map(npages);
 	if (p == MAP_FAILED)
 		_exit(91);
@@ -356,16 +351,13 @@ static void unmerge_over_limit(struct __test_metadata *_metadata,
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
-		char path[192], buf[32], c = 1;
 		size_t i, len = npages * ksm_page_size();
 		uint64_t seed = 0x5eed;
-		char *p;
+		char *p, c = 1;
 
 		close(ready[0]);
 		close(go[1]);
-		snprintf(path, sizeof(path), "%s/cgroup.procs", self->cgroup);
-		snprintf(buf, sizeof(buf), "%d", (int)getpid());
-		if (ksm_write_str(path, buf))
+		if (ksm_join_cgroup(self->cgroup))
 			_exit(90);
 		p = ksm_map(npages);
 		if (p == MAP_FAILED)

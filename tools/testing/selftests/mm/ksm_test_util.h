@@ -131,6 +131,23 @@ static inline int ksm_write_str(const char *path, const char *val)
 	return ksm_write_file(path, val, strlen(val));
 }
 
+/*
+ * Move the calling process into the cgroup v2 directory @cgroup by writing
+ * its pid to @cgroup/cgroup.procs.  Returns 0 or -errno.
+ */
+static inline int ksm_join_cgroup(const char *cgroup)
+{
+	char path[256], pid[32];
+
+	if (snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup) >=
+	    (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -ENAMETOOLONG;
+	}
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	return ksm_write_str(path, pid);
+}
+
 static inline int ksm_write_buf(const char *name, const char *val, size_t len)
 {
 	char path[256];
