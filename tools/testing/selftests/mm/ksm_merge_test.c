@@ -1156,6 +1156,35 @@ static int page_nodes(void *p, size_t n, int *nodes)
 }
 
 /*
+ * Common start of the NUMA tests: skip without nodes 0 and 1, set
+ * merge_across_nodes to @across, then fill @n pages of *@a bound to node 0
+ * and @n pages of *@b bound to node 1 with @seed.  Returns false if the
+ * test was skipped.
+ */
+static bool numa_setup(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(ksm_merge) *self, int across, size_t n,
+		       uint64_t seed, char **a, char **b)
+{
+	int err;
+
+	if (!ksm_file_exists("merge_across_nodes") || !node_online(0) ||
+	    !node_online(1))
+		SKIP(return false, "needs CONFIG_NUMA and nodes 0 and 1");
+	ASSERT_EQ(0, ksm_write("merge_across_nodes", across ? "1" : "0"));
+
+	*a = new_region(_metadata, self, n, MAP_PRIVATE);
+	*b = new_region(_metadata, self, n, MAP_PRIVATE);
+	err = bind_to_node(*a, n * self->ps, 0);
+	if (err == -ENOSYS)
+		SKIP(return false, "mbind() not available");
+	ASSERT_EQ(0, err) TH_LOG("mbind node 0: %s", strerror(-err));
+	ASSERT_EQ(0, bind_to_node(*b, n * self->ps, 1));
+	fill_same(*a, n, seed);
+	fill_same(*b, n, seed);
+	return true;
+}
+
+/*
  * Identical pages on two NUMA nodes: with merge_across_nodes=1 they share
  * one KSM page, with 0 each node keeps its own.  Runs for both settings.
  */
@@ -1164,24 +1193,12 @@ static void numa_merge(struct __test_metadata *_metadata,
 {
 	const size_t n = 8;
 	uint64_t seed = ksm_unique_seed(), k0, k1;
-	int nodes[MAX_PAGES], err;
+	int nodes[MAX_PAGES];
 	char *a, *b;
 	size_t i;
 
-	if (!ksm_file_exists("merge_across_nodes") || !node_online(0) ||
-	    !node_online(1))
-		SKIP(return, "needs CONFIG_NUMA and nodes 0 and 1");
-	ASSERT_EQ(0, ksm_write("merge_across_nodes", across ? "1" : "0"));
-
-	a = new_region(_metadata, self, n, MAP_PRIVATE);
-	b = new_region(_metadata, self, n, MAP_PRIVATE);
-	err = bind_to_node(a, n * self->ps, 0);
-	if (err == -ENOSYS)
-		SKIP(return, "mbind() not available");
-	ASSERT_EQ(0, err) TH_LOG("mbind node 0: %s", strerror(-err));
-	ASSERT_EQ(0, bind_to_node(b, n * self->ps, 1));
-	fill_same(a, n, seed);
-	fill_same(b, n, seed);
+	if (!numa_setup(_metadata, self, across, n, seed, &a, &b))
+		return;
 	ASSERT_EQ(0, page_nodes(a, n, nodes));
 	for (i = 0; i < n; i++)
 		ASSERT_EQ(0, nodes[i]) TH_LOG("page %zu of a on node %d", i, nodes[i]);
@@ -1255,21 +1272,11 @@ static void numa_migrate(struct __test_metadata *_metadata,
 	char *a, *b, *c;
 	size_t i;
 
-	if (!ksm_file_exists("merge_across_nodes") || !node_online(0) ||
-	    !node_online(1))
-		SKIP(return, "needs CONFIG_NUMA and nodes 0 and 1");
-	ASSERT_EQ(0, ksm_write("merge_across_nodes", across ? "1" : "0"));
-	a = new_region(_metadata, self, n, MAP_PRIVATE);
-	b = new_region(_metadata, self, n, MAP_PRIVATE);
+	if (!numa_setup(_metadata, self, across, n, seed, &a, &b))
+		return;
+	/* Filled only later, after a's KSM page has moved to node 1. */
 	c = new_region(_metadata, self, n, MAP_PRIVATE);
-	err = bind_to_node(a, n * self->ps, 0);
-	if (err == -ENOSYS)
-		SKIP(return, "mbind() not available");
-	ASSERT_EQ(0, err) TH_LOG("mbind node 0: %s", strerror(-err));
-	ASSERT_EQ(0, bind_to_node(b, n * self->ps, 1));
 	ASSERT_EQ(0, bind_to_node(c, n * self->ps, 0));
-	fill_same(a, n, seed);
-	fill_same(b, n, seed);
 	mergeable(_metadata, a, n * self->ps);
 	mergeable(_metadata, b, n * self->ps);
 	RUN_PASSES(2);
