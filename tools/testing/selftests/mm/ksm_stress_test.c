@@ -2551,6 +2551,22 @@ static void apply_round_config(int round)
 		fail("run=1");
 }
 
+/*
+ * phase_knobs' run=2: it must succeed and leave nothing merged (@when
+ * says after what), and the churned regions @z and @ch must be intact.
+ */
+static void knobs_run2(const char *when, struct region *z, struct region *ch)
+{
+	int err = ksm_set("run", "2");
+
+	if (err)
+		fail("run=2: %s", strerror(-err));
+	else
+		check_unmerged(when);
+	region_verify(z);
+	region_verify(ch);
+}
+
 /* run 0/1/2, merge_across_nodes, use_zero_pages, max_page_sharing. */
 static int phase_knobs(void)
 {
@@ -2558,7 +2574,6 @@ static int phase_knobs(void)
 	struct region *z, *ch;
 	const char *man_saved = "1";
 	bool have_man = access(KSM_DIR "/merge_across_nodes", F_OK) == 0;
-	int err;
 
 	z = region_new("knobs-zero", n, 60, 30, 0);
 	ch = region_new("knobs-chain", 128, 0, 0, RF_NOFILL);
@@ -2584,13 +2599,7 @@ static int phase_knobs(void)
 	region_verify(z);
 
 	/* run=2 unmerges everything while the churn processes keep writing */
-	err = ksm_set("run", "2");
-	if (err)
-		fail("run=2: %s", strerror(-err));
-	else
-		check_unmerged("run=2 from run=1");
-	region_verify(z);
-	region_verify(ch);
+	knobs_run2("run=2 from run=1", z, ch);
 	region_verify(anchor);
 
 	/* knobs that need "nothing merged": max_page_sharing, merge_across_nodes */
@@ -2648,13 +2657,7 @@ static int phase_knobs(void)
 	region_verify(z);
 
 	/* back to the test's settings */
-	err = ksm_set("run", "2");
-	if (err)
-		fail("run=2: %s", strerror(-err));
-	else
-		check_unmerged("run=2 after use_zero_pages/max_page_sharing=2");
-	region_verify(z);
-	region_verify(ch);
+	knobs_run2("run=2 after use_zero_pages/max_page_sharing=2", z, ch);
 	if (have_man)
 		set_knob_busy("merge_across_nodes", man_saved);
 	set_knob_busy("max_page_sharing", g_cfg->mps);
