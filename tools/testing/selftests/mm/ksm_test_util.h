@@ -547,6 +547,26 @@ static inline bool ksm_page_is_zero(const void *page)
 /* /proc helpers                                                      */
 /* ------------------------------------------------------------------ */
 
+/* "/proc/<pid>/<file>" into @buf, or "/proc/self/<file>" for pid 0. */
+static inline void ksm_proc_path(char *buf, size_t len, pid_t pid,
+				 const char *file)
+{
+	if (pid)
+		snprintf(buf, len, "/proc/%d/%s", (int)pid, file);
+	else
+		snprintf(buf, len, "/proc/self/%s", file);
+}
+
+/* ksm_read_file() of /proc/<pid>/@file (pid 0: self). */
+static inline ssize_t ksm_read_proc(pid_t pid, const char *file, char *buf,
+				    size_t len)
+{
+	char path[64];
+
+	ksm_proc_path(path, sizeof(path), pid, file);
+	return ksm_read_file(path, buf, len);
+}
+
 /* Raw /proc/<pid>/pagemap entry (pid 0: self) of the page at @addr. */
 static inline int ksm_pagemap_of(pid_t pid, const void *addr, uint64_t *ent)
 {
@@ -554,10 +574,7 @@ static inline int ksm_pagemap_of(pid_t pid, const void *addr, uint64_t *ent)
 	off_t off = (off_t)((uintptr_t)addr / ksm_page_size()) * sizeof(*ent);
 	int fd, err = 0;
 
-	if (pid)
-		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
-	else
-		snprintf(path, sizeof(path), "/proc/self/pagemap");
+	ksm_proc_path(path, sizeof(path), pid, "pagemap");
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return -errno;
@@ -621,15 +638,11 @@ struct ksm_proc_stat {
  */
 static inline int ksm_read_proc_stat(pid_t pid, struct ksm_proc_stat *st)
 {
-	char path[64], buf[512];
+	char buf[512];
 	ssize_t n;
 	int got;
 
-	if (pid)
-		snprintf(path, sizeof(path), "/proc/%d/ksm_stat", (int)pid);
-	else
-		snprintf(path, sizeof(path), "/proc/self/ksm_stat");
-	n = ksm_read_file(path, buf, sizeof(buf));
+	n = ksm_read_proc(pid, "ksm_stat", buf, sizeof(buf));
 	if (n < 0)
 		return (int)n;
 	got = -1;
@@ -644,15 +657,11 @@ static inline int ksm_read_proc_stat(pid_t pid, struct ksm_proc_stat *st)
 /* /proc/<pid>/ksm_merging_pages (pid 0: self); -EBADMSG if malformed. */
 static inline long ksm_read_merging_pages(pid_t pid)
 {
-	char path[64], buf[64];
+	char buf[64];
 	ssize_t n;
 	long v;
 
-	if (pid)
-		snprintf(path, sizeof(path), "/proc/%d/ksm_merging_pages", (int)pid);
-	else
-		snprintf(path, sizeof(path), "/proc/self/ksm_merging_pages");
-	n = ksm_read_file(path, buf, sizeof(buf));
+	n = ksm_read_proc(pid, "ksm_merging_pages", buf, sizeof(buf));
 	if (n < 0)
 		return n;
 	if (ksm_parse_long(buf, &v) || v < 0)
@@ -675,10 +684,7 @@ static inline int ksm_smaps_lookup(pid_t pid, const void *addr,
 	int ret = -ENOENT;
 	FILE *f;
 
-	if (pid)
-		snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
-	else
-		snprintf(path, sizeof(path), "/proc/self/smaps");
+	ksm_proc_path(path, sizeof(path), pid, "smaps");
 	f = fopen(path, "r");
 	if (!f)
 		return -errno;
