@@ -1425,6 +1425,25 @@ static int phase_munmap_mremap(void)
 	return R_PASS;
 }
 
+/*
+ * phase_mprotect: make the first @n pages of @r read-write again, so the
+ * PROT_NONE holes are accessible, and churn them.  @what starts the
+ * message if mprotect() fails.
+ */
+static void mprotect_rw_churn(struct region *r, size_t n, const char *what)
+{
+	size_t i;
+
+	if (mprotect(r->map, n * PS, PROT_READ | PROT_WRITE))
+		fail("%s: %s", what, strerror(errno));
+	for (i = 0; i < n; i++)
+		if (r->pg[i].st == TP_NOACC)
+			r->pg[i].st = TP_OK;
+	region_verify(r);
+	region_churn(r, 10, 10, 60);
+	region_verify(r);
+}
+
 /* PROT_READ / PROT_NONE on merged pages, in parent and child. */
 static int phase_mprotect(void)
 {
@@ -1453,24 +1472,10 @@ static int phase_mprotect(void)
 	pid = start_child();
 	if (pid == 0) {
 		/* the child opens its copy up again and writes into it */
-		if (mprotect(r->map, n * PS, PROT_READ | PROT_WRITE))
-			fail("child mprotect: %s", strerror(errno));
-		for (i = 0; i < n; i++)
-			if (r->pg[i].st == TP_NOACC)
-				r->pg[i].st = TP_OK;
-		region_verify(r);
-		region_churn(r, 10, 10, 60);
-		region_verify(r);
+		mprotect_rw_churn(r, n, "child mprotect");
 		child_exit();
 	}
-	if (mprotect(r->map, n * PS, PROT_READ | PROT_WRITE))
-		fail("mprotect(RW): %s", strerror(errno));
-	for (i = 0; i < n; i++)
-		if (r->pg[i].st == TP_NOACC)
-			r->pg[i].st = TP_OK;
-	region_verify(r);
-	region_churn(r, 10, 10, 60);
-	region_verify(r);
+	mprotect_rw_churn(r, n, "mprotect(RW)");
 	if (pid > 0)
 		reap_ok(pid, 300, "mprotect child");
 	settle("mprotect: re-merge");
