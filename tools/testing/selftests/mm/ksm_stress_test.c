@@ -10,7 +10,8 @@
  * mprotect, MADV_DONTNEED/FREE/UNMERGEABLE, page migration, compaction,
  * swap under a memcg limit, THP collapse and split, userfaultfd
  * write-protection, soft-offline and hwpoison, O_DIRECT I/O into and out
- * of merged buffers, changing KSM's own knobs, and a sparse 1 TiB
+ * of merged buffers, changing KSM's own knobs, processes moving between
+ * merge domains (ours), and a sparse 1 TiB
  * mergeable mapping that ksmd must not get stuck in.  Every process
  * verifies all of its pages after every step; any mismatch prints the
  * address, the expected and the found bytes, and fails the test.  Two
@@ -2723,6 +2724,149 @@ static void sparse_child(int readyfd, int gofd)
 	child_exit();
 }
 
+#ifndef PR_KSM_DOMAIN		/* ours: merge domains */
+#define PR_KSM_DOMAIN		0x4b534d44
+#define PR_KSM_DOMAIN_PRIVATE	1
+#define PR_KSM_DOMAIN_JOIN	2
+#endif
+#define DOMAIN_KIDS	4
+#define DOMAIN_TAG	77
+
+/* PFN of @addr in @pid's address space, 0 if none or unreadable. */
+static uint64_t pfn_in(pid_t pid, const void *addr)
+{
+	char path[64];
+	uint64_t e = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &e, sizeof(e), (off_t)((uintptr_t)addr / PS) * sizeof(e)) !=
+	    sizeof(e))
+		e = 0;
+	close(fd);
+	return (e & PM_PRESENT) ? (e & PM_PFN_MASK) : 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * @pfns holds n PFNs of each of DOMAIN_KIDS children, each tagged with its
+ * child's index in the low bits: fail if one frame belongs to two.
+ */
+static void domain_check_frames(uint64_t *pfns, size_t total)
+{
+	size_t i;
+
+	qsort(pfns, total, sizeof(*pfns), cmp_u64);
+	for (i = 1; i < total; i++) {
+		if (!(pfns[i] >> 8) || pfns[i] >> 8 != pfns[i - 1] >> 8 ||
+		    (pfns[i] & 0xff) == (pfns[i - 1] & 0xff))
+			continue;
+		fail("domains: pfn %#llx mapped by children %d and %d, each in a private domain",
+		     (unsigned long long)(pfns[i] >> 8), (int)(pfns[i - 1] & 0xff),
+		     (int)(pfns[i] & 0xff));
+		return;
+	}
+}
+
+/* A domain child: moves between domains while ksmd merges its pages. */
+static void domain_child(size_t n, int moves, char **start, int ready_fd,
+			 int hold_fd)
+{
+	struct region *r = region_new("domains", n, 0, 60, 0);
+	char byte;
+	int it;
+
+	if (!r)
+		child_exit();
+	for (it = 0; it < moves; it++) {
+		/* Every third move joins the shared tag, the others go private. */
+		int err = it % 3 == 2 ?
+			prctl(PR_KSM_DOMAIN, PR_KSM_DOMAIN_JOIN, DOMAIN_TAG, 0, 0) :
+			prctl(PR_KSM_DOMAIN, PR_KSM_DOMAIN_PRIVATE, 0, 0, 0);
+
+		if (err)
+			fail("domains: prctl move %d: %s", it, strerror(errno));
+		region_churn(r, 20, 0, 60);
+		region_verify(r);
+		msleep(20);
+	}
+	if (prctl(PR_KSM_DOMAIN, PR_KSM_DOMAIN_PRIVATE, 0, 0, 0))
+		fail("domains: final private domain: %s", strerror(errno));
+	region_verify(r);
+	*start = r->map;
+	if (write(ready_fd, "r", 1) != 1)
+		fail("domains: ready pipe");
+	while (read(hold_fd, &byte, 1) > 0)
+		;
+	region_verify(r);
+	child_exit();
+}
+
+/*
+ * Merge domains (ours): processes holding the same contents hop between
+ * private domains and a shared tag while ksmd merges and they write. No
+ * byte may change, and once each sits in a private domain of its own, no
+ * frame may be mapped by two of them.
+ */
+static int phase_domains(void)
+{
+	size_t n = sz(256), i;
+	int ready[2], hold[2], k, got = 0;
+	pid_t pid[DOMAIN_KIDS];
+	uint64_t *pfns;
+	char **start;
+	char byte;
+
+	if (access(KSM_DIR "/merge_domain", F_OK))
+		return skip("no merge_domain: not our KSM");
+	start = mmap(NULL, PS, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pfns = calloc(DOMAIN_KIDS * n, sizeof(*pfns));
+	if (start == MAP_FAILED || !pfns || pipe(ready) || pipe(hold)) {
+		fail("domains: setup: %s", strerror(errno));
+		return R_FAIL;
+	}
+	for (k = 0; k < DOMAIN_KIDS; k++) {
+		pid[k] = start_child();
+		if (pid[k] == 0) {
+			close(ready[0]);
+			close(hold[1]);
+			domain_child(n, g_bounded ? 6 : 15, &start[k], ready[1],
+				     hold[0]);
+		}
+	}
+	close(ready[1]);
+	close(hold[0]);
+	while (got < DOMAIN_KIDS && read(ready[0], &byte, 1) == 1)
+		got++;
+	if (got < DOMAIN_KIDS)
+		fail("domains: only %d of %d children got to their last domain",
+		     got, DOMAIN_KIDS);
+	settle("domains: private at last");
+	if (got == DOMAIN_KIDS) {
+		for (k = 0; k < DOMAIN_KIDS; k++)
+			for (i = 0; i < n; i++)
+				pfns[k * n + i] = pfn_in(pid[k], start[k] + i * PS) << 8 | k;
+		domain_check_frames(pfns, DOMAIN_KIDS * n);
+	}
+	close(hold[1]);
+	for (k = 0; k < DOMAIN_KIDS; k++)
+		reap_ok(pid[k], 300, "domains child");
+	close(ready[0]);
+	free(pfns);
+	munmap(start, PS);
+	return g_fail ? R_FAIL : R_PASS;
+}
+
 static int phase_sparse(void)
 {
 	int rfd[2], gfd[2], rc;
@@ -2816,6 +2960,7 @@ static struct phase phases[] = {
 	{ .name = "soft_offline", .fn = phase_soft_offline },
 	{ .name = "hwpoison", .fn = phase_hwpoison },
 	{ .name = "knob_toggle", .fn = phase_knobs },
+	{ .name = "merge_domains", .fn = phase_domains },
 	{ .name = "sparse_1tib", .fn = phase_sparse },
 };
 #define NPHASES (sizeof(phases) / sizeof(phases[0]))
