@@ -13,7 +13,8 @@
  * "madvise" or "prctl" all the same way; "none" not at all, for a caller
  * that made the whole process tree mergeable (ksm_run, systemd's
  * MemoryKSM=). With -P the parent process holds MIB MiB as well (after
- * forking). Each then waits SECS seconds (default: until killed) and
+ * forking). Each process reports prctl(PR_GET_MEMORY_MERGE) once it has
+ * filled its memory, then waits SECS seconds (default: until killed) and
  * checks that every byte still holds what it wrote.
  */
 #include <signal.h>
@@ -30,6 +31,9 @@
 
 #ifndef PR_SET_MEMORY_MERGE
 #define PR_SET_MEMORY_MERGE 67
+#endif
+#ifndef PR_GET_MEMORY_MERGE
+#define PR_GET_MEMORY_MERGE 68
 #endif
 #ifndef MADV_MERGEABLE
 #define MADV_MERGEABLE 12
@@ -116,6 +120,10 @@ static char *hold(unsigned int proc, size_t mib, int dup_pct)
 		return NULL;
 	}
 	fill(mem, len / page_size, proc, dup_pct, 0, NULL);
+	/* Whether all of this process is mergeable, as the kernel sees it. */
+	printf("ksm_workload: process %u (pid %d): prctl(PR_GET_MEMORY_MERGE) = %d\n",
+	       proc, getpid(), prctl(PR_GET_MEMORY_MERGE, 0, 0, 0, 0));
+	fflush(stdout);
 	return mem;
 }
 
