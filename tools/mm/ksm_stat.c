@@ -11,8 +11,9 @@
  *                              (--watch 1 unless given)
  *   ksm_stat --count N         with --watch: stop after N updates
  *   ksm_stat --csv FILE        also append "time,pages_sharing,saved_mib"
- *                              to FILE, once or at every update (time in
- *                              seconds since the epoch), for plotting
+ *                              to FILE, once, or when the watch starts and
+ *                              at every update (time in seconds since the
+ *                              epoch), for plotting
  *
  * Short options: -w [SECS] (the argument must be attached: -w5), -t,
  * -n N, -c FILE.  Everything comes from /sys/kernel/mm/ksm and
@@ -337,6 +338,9 @@ static int watch(unsigned int secs, long count, int table, const char *csv)
 	long n;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* The series starts where the watch starts. */
+	if (csv && append_csv(csv))
+		return 1;
 	if (table)
 		print_table_header();
 	for (n = 0; count < 0 || n < count; n++) {
