@@ -95,10 +95,11 @@ shell: deps
 	$(S)/build-initramfs.sh $(VARIANT) && \
 	$(S)/run-qemu.sh $(VARIANT) shell
 
+# The guest bounds each of its waits; 10 minutes is the backstop.
 demo: deps
 	@$(S)/build-kernel.sh $(VARIANT) && \
 	$(S)/build-initramfs.sh $(VARIANT) && \
-	$(S)/run-qemu.sh $(VARIANT) demo
+	GUEST_TIMEOUT=$${GUEST_TIMEOUT:-600} $(S)/run-qemu.sh $(VARIANT) demo
 
 run: deps
 	@test -n "$(MODE)" || { echo "ERROR: make run needs MODE=<mode> (scripts/guest/<mode>.sh)" >&2; exit 1; }

@@ -6,7 +6,7 @@ to a gnuplot script next to them, and gnuplot (package gnuplot-nox) turns
 that into an SVG.  Without gnuplot the script is left for later.
 
     write_dat(path, header, rows)
-    svg(directory, stem, title, panels, layout=(rows, cols), size=(w, h))
+    svg(directory, stem, title, panels, layout=(rows, cols), size=(w, h), key="top left")
 
 A panel is a dict: title, xlabel, ylabel, series (a list of (datafile,
 using, title) triples, e.g. ("x.dat", "1:2", "ours")) and optionally
@@ -29,11 +29,11 @@ def _quote(s):
     return '"%s"' % str(s).replace("\\", "\\\\").replace('"', '\\"')
 
 
-def script(stem, title, panels, layout, size):
+def script(stem, title, panels, layout, size, key):
     """The gnuplot script (a string) that draws panels into stem.svg."""
     rows, cols = layout
     out = ['set terminal svg size %d,%d dynamic noenhanced font "sans,11"' % size,
-           "set output %s" % _quote(stem + ".svg"), "set key top left", "set grid"]
+           "set output %s" % _quote(stem + ".svg"), "set key %s" % key, "set grid"]
     multi = rows * cols > 1
     if multi:
         out.append("set multiplot layout %d,%d title %s" % (rows, cols, _quote(title)))
@@ -56,14 +56,15 @@ def script(stem, title, panels, layout, size):
     return "\n".join(out) + "\n"
 
 
-def svg(directory, stem, title, panels, layout=(1, 1), size=(960, 540)):
+def svg(directory, stem, title, panels, layout=(1, 1), size=(960, 540), key="top left"):
     """Write directory/stem.gp and, with gnuplot, directory/stem.svg.
 
-    Returns (svg path or None, one line saying what happened).
+    key is where gnuplot puts the legend ("set key ...").  Returns (svg
+    path or None, one line saying what happened).
     """
     gp = os.path.join(directory, stem + ".gp")
     with open(gp, "w") as fh:
-        fh.write(script(stem, title, panels, layout, size))
+        fh.write(script(stem, title, panels, layout, size, key))
     if not shutil.which("gnuplot"):
         return None, "gnuplot not installed; script in %s" % gp
     r = subprocess.run(["gnuplot", os.path.basename(gp)], cwd=directory, capture_output=True, text=True)
