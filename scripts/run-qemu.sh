@@ -4,7 +4,8 @@
 #   run-qemu.sh VARIANT MODE
 #
 # MODE is passed to the guest as ksm.harness=MODE (check, boot, shell, demo,
-# bench, or any scripts/guest/MODE.sh).  Console log:
+# bench, or any scripts/guest/MODE.sh; demo also gets a read-only 9p share
+# of the host root, tag hostroot).  Console log:
 # build/logs/<variant>-<mode>.log (kept); results channel (2nd serial port):
 # build/logs/<variant>-<mode>.results.
 #

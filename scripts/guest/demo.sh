@@ -94,12 +94,14 @@ wait_scans() {
 	shift 2
 	_ws_last=$(cat $KSM/full_scans)
 	while ! "$@"; do
-		while [ "$(cat $KSM/full_scans)" = "$_ws_last" ]; do
-			if [ "$(date +%s)" -ge "$_ws_end" ]; then
-				echo "demo: TIMEOUT: $_ws_what: not within ${_ws_secs}s" \
-					"(full_scans=$_ws_last)"
-				return 1
-			fi
+		if [ "$(date +%s)" -ge "$_ws_end" ]; then
+			echo "demo: TIMEOUT: $_ws_what: not within ${_ws_secs}s" \
+				"(full_scans=$(cat $KSM/full_scans))"
+			return 1
+		fi
+		# the next full scan, or the deadline
+		while [ "$(cat $KSM/full_scans)" = "$_ws_last" ] &&
+			[ "$(date +%s)" -lt "$_ws_end" ]; do
 			sleep 0.5
 		done
 		_ws_last=$(cat $KSM/full_scans)
@@ -178,8 +180,14 @@ scans=$(cat $KSM/full_scans)
 total=$((PROCS * MIB * 1024 / PAGE_KB))
 echo
 echo "demo: waiting for the workload to verify its memory"
-wait $WL
-rc=$?
+if wait_line /tmp/workload.out "verified their memory" $((SECS + 120)); then
+	wait $WL
+	rc=$?
+else
+	echo "demo: TIMEOUT: the workload did not verify its memory within $((SECS + 120))s"
+	stop $(descendants $WL)
+	rc=timeout
+fi
 tail -n 1 /tmp/workload.out
 mark "KSMDEMO-SUMMARY: $PROCS processes x $MIB MiB: $(pages_mib $((sharing + zero))) MiB saved of $((PROCS * MIB)) MiB ($((100 * (sharing + zero) / total))%), pages_shared=$shared pages_sharing=$sharing, full_scans=$scans, data verified: $([ $rc = 0 ] && echo yes || echo NO)"
 [ $rc = 0 ] || fail workload "the workload's data did not verify (exit $rc)"
