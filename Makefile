@@ -101,14 +101,16 @@ shell: deps
 	$(S)/build-initramfs.sh $(VARIANT) && \
 	$(S)/run-qemu.sh $(VARIANT) shell
 
+# The guest bounds each of its waits; 10 minutes is the backstop.
 demo: deps
 	@$(S)/build-kernel.sh $(VARIANT) && \
 	$(S)/build-initramfs.sh $(VARIANT) && \
-	$(S)/run-qemu.sh $(VARIANT) demo
+	GUEST_TIMEOUT=$${GUEST_TIMEOUT:-600} $(S)/run-qemu.sh $(VARIANT) demo
 
 run: deps
 	@test -n "$(MODE)" || { echo "ERROR: make run needs MODE=<mode> (scripts/guest/<mode>.sh)" >&2; exit 1; }
 	@test -f scripts/guest/$(MODE).sh || { echo "ERROR: no guest script scripts/guest/$(MODE).sh" >&2; exit 1; }
+	@test "$(MODE)" != lib || { echo "ERROR: scripts/guest/lib.sh holds helpers, it is not a mode" >&2; exit 1; }
 	@$(S)/build-kernel.sh $(VARIANT) && \
 	$(S)/build-initramfs.sh $(VARIANT) && \
 	$(S)/run-qemu.sh $(VARIANT) $(MODE)

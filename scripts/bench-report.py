@@ -6,17 +6,17 @@
 DIR (build/bench) holds <variant>-rep<N>.results (the guest's BENCH lines)
 and <variant>-rep<N>.time ("<accelerator> <seconds>").  Writes
 DIR/results.csv, DIR/samples-<variant>-<workload>.dat, DIR/bench.gp and
-(with gnuplot) DIR/bench.svg; prints the table.  Never fails on a missed
+(with gnuplot) DIR/bench.svg (scripts/ksmplot.py); prints the table.  Never fails on a missed
 target: it reports.
 """
 import csv
 import glob
 import os
 import re
-import shutil
 import statistics
-import subprocess
 import sys
+
+import ksmplot
 
 VARIANTS = ("stock", "ksm")
 
@@ -227,49 +227,28 @@ def main():
             s = runs[v][0][1].get(wl)
             if not s:
                 continue
-            path = os.path.join(d, "samples-%s-%s.dat" % (v, wl))
-            with open(path, "w") as fh:
-                fh.write("# t_s pages_sharing saved_mib ksmd_cpu_s full_scans\n")
-                for t, sharing, saved, cpu, scans in s:
-                    fh.write("%.3f %s %.2f %.3f %s\n" % (float(t) / 1e3, sharing,
-                                                        float(saved) * 4096 / 2**20,
-                                                        float(cpu) / 1e3, scans))
-            have.append((v, os.path.basename(path)))
+            name = "samples-%s-%s.dat" % (v, wl)
+            ksmplot.write_dat(os.path.join(d, name), "t_s pages_sharing saved_mib ksmd_cpu_s full_scans",
+                              (("%.3f" % (float(t) / 1e3), sharing, "%.2f" % (float(saved) * 4096 / 2**20),
+                                "%.3f" % (float(cpu) / 1e3), scans)
+                               for t, sharing, saved, cpu, scans in s))
+            have.append((v, name))
         if have:
             plots.append((wl, have))
     if plots:
-        gp = os.path.join(d, "bench.gp")
         names = {"stock": "stock 6.12", "ksm": "ours"}
-        with open(gp, "w") as fh:
-            fh.write('set terminal svg size %d,1000 dynamic noenhanced font "sans,11"\n' % (480 * len(plots)))
-            fh.write('set output "bench.svg"\nset key top left\nset grid\n')
-            fh.write("set multiplot layout 3,%d title \"KSM: ours vs stock (%s; repetition 1)\"\n"
-                     % (len(plots), "quick sizes" if quick else "full sizes"))
-            # rows: pages_sharing over time, ksmd CPU over time, and
-            # pages_sharing over ksmd CPU (what a CPU second buys)
-            for row in ("sharing", "cpu", "per_cpu"):
-                for wl, have in plots:
-                    if row == "sharing":
-                        fh.write('set title "%s: pages_sharing"\nset xlabel "seconds"\nset ylabel "pages"\n' % wl)
-                        cols = "1:2"
-                    elif row == "cpu":
-                        fh.write('set title "%s: ksmd CPU"\nset xlabel "seconds"\nset ylabel "CPU seconds"\n' % wl)
-                        cols = "1:4"
-                    else:
-                        fh.write('set title "%s: pages_sharing per ksmd CPU"\nset xlabel "ksmd CPU seconds"\n'
-                                 'set ylabel "pages"\n' % wl)
-                        cols = "4:2"
-                    fh.write("plot " + ", ".join('"%s" using %s with lines lw 2 title "%s"' % (p, cols, names[v])
-                                                 for v, p in have) + "\n")
-            fh.write("unset multiplot\n")
-        if shutil.which("gnuplot"):
-            r = subprocess.run(["gnuplot", "bench.gp"], cwd=d, capture_output=True, text=True)
-            if r.returncode == 0:
-                print("plot: %s" % os.path.join(d, "bench.svg"))
-            else:
-                print("plot: gnuplot failed: %s" % r.stderr.strip().splitlines()[-1:])
-        else:
-            print("plot: gnuplot not installed; script in %s" % gp)
+        # rows: pages_sharing over time, ksmd CPU over time, and
+        # pages_sharing over ksmd CPU (what a CPU second buys)
+        rows = (("pages_sharing", "seconds", "pages", "1:2"),
+                ("ksmd CPU", "seconds", "CPU seconds", "1:4"),
+                ("pages_sharing per ksmd CPU", "ksmd CPU seconds", "pages", "4:2"))
+        panels = [{"title": "%s: %s" % (wl, what), "xlabel": xl, "ylabel": yl,
+                   "series": [(p, cols, names[v]) for v, p in have]}
+                  for what, xl, yl, cols in rows for wl, have in plots]
+        _, msg = ksmplot.svg(d, "bench", "KSM: ours vs stock (%s; repetition 1)"
+                             % ("quick sizes" if quick else "full sizes"),
+                             panels, layout=(3, len(plots)), size=(480 * len(plots), 1000))
+        print("plot: %s" % msg)
     print("csv: %s" % os.path.join(d, "results.csv"))
     return 0
 

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Build build/initramfs-<variant>.cpio.gz: busybox-static, /init from
 # scripts/guest-init.sh, the mode scripts from scripts/guest/ (as
-# /harness/*.sh) and the static test binaries under /tests.
+# /harness/*.sh, with lib.sh, the helpers they source) and the static
+# test binaries under /tests.
 #
 #   build-initramfs.sh VARIANT
 #
@@ -41,8 +42,12 @@ for applet in $("$BUSYBOX" --list-full); do
 	[[ -e $STAGE/$applet ]] || ln -s /bin/busybox "$STAGE/$applet"
 done
 install -m 0755 "$REPO/scripts/guest-init.sh" "$STAGE/init"
+# lib.sh is sourced by the others, not a mode: not executable, so /init
+# does not run it as ksm.harness=lib.
 for s in "$REPO"/scripts/guest/*.sh; do
-	install -m 0755 "$s" "$STAGE/harness/$(basename "$s")"
+	mode=0755
+	[[ $(basename "$s") == lib.sh ]] && mode=0644
+	install -m "$mode" "$s" "$STAGE/harness/$(basename "$s")"
 done
 install -m 0755 "$BUILD/tests/upstream/ksm_tests" "$BUILD/tests/upstream/ksm_functional_tests" \
 	"$STAGE/tests/upstream/"

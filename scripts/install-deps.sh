@@ -18,7 +18,8 @@ PKGS=(
 	qemu-system-x86
 	busybox-static
 	libnuma-dev		# upstream ksm_tests links libnuma (statically)
-	gnuplot-nox
+	gnuplot-nox		# plots of make bench and make demo
+	stress-ng		# make demo runs the host's, in the guest
 	sparse
 	python3-sphinx		# make htmldocs: Sphinx 5.3 (6.12's conf.py needs >= 2.4.4;
 				# alabaster theme comes with it, no rtd theme needed)

@@ -4,7 +4,8 @@
 #   run-qemu.sh VARIANT MODE
 #
 # MODE is passed to the guest as ksm.harness=MODE (check, boot, shell, demo,
-# bench, or any scripts/guest/MODE.sh).  Console log:
+# bench, or any scripts/guest/MODE.sh; demo also gets a read-only 9p share
+# of the host root, tag hostroot).  Console log:
 # build/logs/<variant>-<mode>.log (kept); results channel (2nd serial port):
 # build/logs/<variant>-<mode>.results.
 #
@@ -118,6 +119,18 @@ if [[ -n ${ONLY:-} ]]; then
 		CMDLINE+=" kunit.enable=0"
 	fi
 fi
+# The demo starts QEMU guests inside the guest: the host's qemu and its
+# libraries come from a read-only 9p share of the host root (mounted at
+# /host), the guests boot this same kernel and initramfs, read from there.
+VIRTFS=()
+if [[ $MODE == demo ]]; then
+	for f in "$KERNEL" "$INITRD"; do
+		[[ $(readlink -f "$f") =~ ^/[A-Za-z0-9_./+-]+$ ]] ||
+			die "demo: the path of $f must not contain spaces or other special characters"
+	done
+	CMDLINE+=" ksm.demo_kernel=$(readlink -f "$KERNEL") ksm.demo_initrd=$(readlink -f "$INITRD")"
+	VIRTFS=(-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap)
+fi
 [[ -n ${APPEND:-} ]] && CMDLINE+=" $APPEND"
 
 QEMU=(qemu-system-x86_64 "${ACCEL_ARGS[@]}"
@@ -127,7 +140,7 @@ QEMU=(qemu-system-x86_64 "${ACCEL_ARGS[@]}"
 	-numa node,nodeid=0,cpus=0,memdev=m0
 	-numa node,nodeid=1,cpus=1,memdev=m1
 	-kernel "$KERNEL" -initrd "$INITRD" -append "$CMDLINE"
-	-nographic -no-reboot)
+	"${VIRTFS[@]}" -nographic -no-reboot)
 
 rm -f "$LOG" "$RESULTS"
 : >"$RESULTS"
@@ -183,6 +196,12 @@ fi
 if [[ $MODE != shell ]]; then
 	mrc=$(tr -d '\r' <"$LOG" | sed -n "s/.*harness: mode $MODE finished (exit \([0-9]*\)).*/\1/p" | tail -n1)
 	[[ -n $mrc ]] || die "guest mode $MODE did not finish (console log: build/logs/$(basename "$LOG"))"
+	# The demo's summary and its plot of memory saved over time (also
+	# after a failed demo: it shows what did merge).
+	if [[ $MODE == demo ]]; then
+		python3 "$REPO/scripts/demo-report.py" "$RESULTS" "$BUILD/demo" ||
+			die "demo: no plot of the demo (results channel: build/logs/$(basename "$RESULTS"))"
+	fi
 	[[ $mrc == 0 ]] || die "guest mode $MODE failed (exit $mrc; console log: build/logs/$(basename "$LOG"))"
 fi
 exit 0

@@ -20,17 +20,9 @@ THP=/sys/kernel/mm/transparent_hugepage/enabled
 # Same on both kernels: scan in large batches, never sleep between them.
 SCAN="-s 4000 -S 0"
 
-if [ -c /dev/ttyS1 ]; then
-	stty -F /dev/ttyS1 raw -echo 2>/dev/null
-	exec 3>/dev/ttyS1
-else
-	exec 3>/dev/null
-fi
-
-mark() {
-	echo "$*"
-	echo "$*" >&3
-}
+# mark; fd 3 is the results channel.  (KSM itself is reset by
+# "ksm_bench reset", the same on both kernels.)
+. "${0%/*}/lib.sh"
 
 # Sizes (MiB per process).  Quick mode: a few minutes per kernel.
 if [ "$QUICK" = 1 ]; then

@@ -21,19 +21,8 @@
 T=${KSM_TIMEOUT:-300}
 RETRY=${KSM_RETRY:-2}
 ONLY=${KSM_ONLY:-}
-KSM=/sys/kernel/mm/ksm
-
-if [ -c /dev/ttyS1 ]; then
-	stty -F /dev/ttyS1 raw -echo 2>/dev/null
-	exec 3>/dev/ttyS1
-else
-	exec 3>/dev/null
-fi
-
-mark() {
-	echo "$*"
-	echo "$*" >&3
-}
+# mark, ksm_set, wait_file, reset_ksm; fd 3 is the results channel.
+. "${0%/*}/lib.sh"
 
 # selected SUITE [TEST]: is this suite (or suite:test) picked by ksm.only?
 selected() {
@@ -53,23 +42,6 @@ selected() {
 	return 1
 }
 
-ksm_set() {
-	[ -e "$KSM/$1" ] || return 0
-	echo "$2" >"$KSM/$1" 2>/dev/null ||
-		echo "harness: WARNING: cannot set $KSM/$1 to $2"
-}
-
-# wait_file FILE SECS: wait up to SECS for FILE to appear.
-wait_file() {
-	n=$(($2 * 5))
-	while [ ! -e "$1" ]; do
-		[ "$n" -le 0 ] && return 1
-		n=$((n - 1))
-		sleep 0.2
-	done
-	return 0
-}
-
 # abort REASON: the guest cannot go on (kernel oops, unkillable test, KSM
 # wedged): say so and end the run; /init powers off.
 abort() {
@@ -86,30 +58,11 @@ check_taint() {
 	[ $((t & 128)) = 0 ] || abort "kernel oops (tainted=$t)"
 }
 
-# Reset KSM to a known state: unmerge everything, restore the 6.12
-# defaults, leave it stopped (the tests start it themselves).  Runs under
-# a watchdog: writing run=2 blocks forever if KSM is wedged.
-reset_ksm() {
-	[ -d $KSM ] || return 0
-	rm -f /tmp/reset.done
-	(
-		ksm_set run 2
-		ksm_set advisor_mode none
-		ksm_set pages_to_scan 100
-		ksm_set sleep_millisecs 20
-		ksm_set max_page_sharing 256
-		ksm_set merge_across_nodes 1
-		ksm_set use_zero_pages 0
-		ksm_set stable_node_chains_prune_millisecs 2000
-		ksm_set smart_scan 1
-		ksm_set huge_split_min_subpages 64
-		ksm_set merge_domain user
-		ksm_set merge_fresh_frames 1
-		ksm_set run 0
-		: >/tmp/reset.done
-	) &
-	wait_file /tmp/reset.done 180 || abort "KSM reset (echo 2 > $KSM/run ...) hung for 180s"
-	wait $!
+# Reset KSM to a known state (lib.sh: unmerge everything, the 6.12
+# defaults, stopped; the tests start it themselves).  Writing run=2 blocks
+# forever if KSM is wedged: then the run stops here.
+reset_or_abort() {
+	reset_ksm 180 || abort "KSM reset (echo 2 > $KSM/run ...) hung for 180s"
 }
 
 # run_bin OUTFILE BINARY [ARGS...]: run from the binary's directory (as the
@@ -207,7 +160,7 @@ tap_results() {
 run_tap_suite() {
 	suite=$1 bin=$2
 	selected "$suite" || return 0
-	reset_ksm
+	reset_or_abort
 	run_bin /tmp/out "$bin"
 	tap_results "$suite" /tmp/out >/tmp/marks
 	while read -r l; do mark "$l"; done </tmp/marks
@@ -238,7 +191,7 @@ ksm_mode() {
 	selected ksm_tests "$name" || return 0
 	try=0
 	while :; do
-		reset_ksm
+		reset_or_abort
 		run_bin /tmp/out /tests/upstream/ksm_tests "$@"
 		tap_results ksm_tests /tmp/out >/tmp/marks
 		if [ -n "$TIMEDOUT" ]; then
@@ -293,5 +246,5 @@ if [ -x /tests/ours/ksm_stress_test ]; then
 	run_tap_suite ksm_stress_test /tests/ours/ksm_stress_test
 fi
 
-reset_ksm
+reset_or_abort
 mark "KSMTEST-DONE"

@@ -17,7 +17,6 @@
 
 DUR=${KSM_DURATION:-600}
 PHASES=${KSM_PHASES:-}
-KSM=/sys/kernel/mm/ksm
 BIN=/tests/ours/ksm_stress_test
 SUITE=ksm_stress_test
 
@@ -28,41 +27,9 @@ case $DUR in
 	;;
 esac
 
-if [ -c /dev/ttyS1 ]; then
-	stty -F /dev/ttyS1 raw -echo 2>/dev/null
-	exec 3>/dev/ttyS1
-else
-	exec 3>/dev/null
-fi
-
-mark() {
-	echo "$*"
-	echo "$*" >&3
-}
-
-ksm_set() {
-	[ -e "$KSM/$1" ] || return 0
-	echo "$2" >"$KSM/$1" 2>/dev/null ||
-		echo "harness: WARNING: cannot set $KSM/$1 to $2"
-}
-
-# Same as check.sh: unmerge everything, 6.12 defaults, leave it stopped.
-reset_ksm() {
-	[ -d $KSM ] || return 0
-	ksm_set run 2
-	ksm_set advisor_mode none
-	ksm_set pages_to_scan 100
-	ksm_set sleep_millisecs 20
-	ksm_set max_page_sharing 256
-	ksm_set merge_across_nodes 1
-	ksm_set use_zero_pages 0
-	ksm_set stable_node_chains_prune_millisecs 2000
-	ksm_set smart_scan 1
-	ksm_set huge_split_min_subpages 64
-	ksm_set merge_domain user
-	ksm_set merge_fresh_frames 1
-	ksm_set run 0
-}
+# mark, ksm_set, reset_ksm (the same reset as check.sh); fd 3 is the
+# results channel.
+. "${0%/*}/lib.sh"
 
 # One marker per TAP result "ok N name" / "not ok N name" / "... # SKIP",
 # keyed by N (the last result for a number wins, as in check.sh).
@@ -113,7 +80,7 @@ echo "harness: nodes: $(cat /sys/devices/system/node/online 2>/dev/null)," \
 	"swaps: $(tail -n +2 /proc/swaps 2>/dev/null | wc -l)"
 
 # Full speed; the binary sets (and afterwards restores) the same itself.
-reset_ksm
+reset_ksm || echo "harness: WARNING: resetting KSM did not finish in 180s (ksmd stuck?)"
 ksm_set advisor_mode none
 ksm_set pages_to_scan 5000
 ksm_set sleep_millisecs 0
@@ -166,15 +133,7 @@ fi
 mark "KSMTEST-RC $SUITE stress rc=$RC time=${DURATION}s$TIMEDOUT"
 
 # A wedged ksmd makes writes to $KSM/run block for good: don't wait long.
-rm -f /tmp/reset.done
-(reset_ksm; touch /tmp/reset.done) &
-i=0
-while [ ! -e /tmp/reset.done ] && [ $i -lt 60 ]; do
-	sleep 1
-	i=$((i + 1))
-done
-[ -e /tmp/reset.done ] ||
-	echo "harness: WARNING: resetting KSM did not finish in 60s (ksmd stuck?)"
+reset_ksm 60 || echo "harness: WARNING: resetting KSM did not finish in 60s (ksmd stuck?)"
 [ "$(wc -l </proc/swaps)" -gt 1 ] &&
 	echo "harness: WARNING: swap still active: $(tail -n +2 /proc/swaps | tr '\n' ' ')"
 mark "KSMTEST-DONE"
