@@ -124,7 +124,7 @@ bench: deps
 clean:
 	rm -rf build/obj build/ksm build/ksm-debug build/stock build/stock-debug \
 		build/initramfs build/initramfs-*.cpio.gz* build/bench build/tests build/uapi build/uapi-ksm \
-		build/src/ksm build/src/ksm.manifest build/accel.cache build/kvm-probe.log
+		build/src/ksm build/src/ksm.manifest* build/accel.cache build/kvm-probe.log
 
 distclean:
 	rm -rf build

@@ -26,7 +26,7 @@ prepare_pristine() {
 	info "extracting $TARBALL into build/src/pristine"
 	# A new tarball invalidates everything derived from the old tree:
 	# tar keeps the archive's mtimes, which could be older than our objects.
-	rm -rf "$PRISTINE" "$PRISTINE.tmp" "$OVERLAY" "$BUILD/src/ksm.manifest" \
+	rm -rf "$PRISTINE" "$PRISTINE.tmp" "$OVERLAY" "$BUILD/src/ksm.manifest"* \
 		"$BUILD/obj" "$BUILD/uapi" "$BUILD/uapi-ksm" "$BUILD/tests" "$STAMP"
 	mkdir -p "$PRISTINE.tmp"
 	tar -C "$PRISTINE.tmp" -xf "$TARBALL" ||
@@ -251,6 +251,9 @@ prepare_overlay() {
 	done
 
 	cp "$tmp/ours" "$manifest"
+	# What else differs from pristine, for scripts/make-patch.sh.
+	printf '%s\n' "${generated[@]}" >"$manifest.generated"
+	printf '%s\n' "${removed[@]}" >"$manifest.removed"
 	info "overlay build/src/ksm: $n files of ours ($changed written), $(kernel_version "$OVERLAY")"
 }
 
