@@ -5,6 +5,8 @@
 #
 # Products: build/<variant>/{bzImage,kernel.config,version}
 # Object dir: build/obj/<variant>; log: build/logs/<variant>-build.log
+# KSM_SRC_TREE=<dir>: build that tree instead of build/src/ksm or pristine
+# (the config is still made from config/*.config for VARIANT).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -13,14 +15,21 @@ is_ours "$VARIANT" || true # validates the name
 ARGS_FOR_LOCK=$VARIANT
 lock "obj-$VARIANT"
 
-if is_ours "$VARIANT"; then
-	"$REPO/scripts/prepare-source.sh" overlay
+if [[ -n ${KSM_SRC_TREE:-} ]]; then
+	# A tree the caller prepared and owns (scripts/patch-test.sh: a fresh
+	# extract with our patch series applied); used as it is.
+	[[ -f $KSM_SRC_TREE/Makefile ]] || die "KSM_SRC_TREE=$KSM_SRC_TREE is not a kernel tree"
+	TREE=$KSM_SRC_TREE
 else
-	"$REPO/scripts/prepare-source.sh" pristine
+	if is_ours "$VARIANT"; then
+		"$REPO/scripts/prepare-source.sh" overlay
+	else
+		"$REPO/scripts/prepare-source.sh" pristine
+	fi
+	# Keep the source tree stable while we configure and build from it.
+	is_ours "$VARIANT" && lock src shared
+	TREE=$(src_tree "$VARIANT")
 fi
-# Keep the source tree stable while we configure and build from it.
-is_ours "$VARIANT" && lock src shared
-TREE=$(src_tree "$VARIANT")
 OBJ=$BUILD/obj/$VARIANT
 OUT=$BUILD/$VARIANT
 LOG=$LOGS/$VARIANT-build.log
@@ -61,7 +70,10 @@ mapfile -t KCONFIGS < <(our_kconfigs)
 auto_kunit() {
 	local k
 	for k in "${KCONFIGS[@]}"; do
-		[[ -f $k ]] && sed -n 's/^[[:space:]]*config[[:space:]]\{1,\}\(KSM_[A-Z0-9_]*KUNIT[A-Z0-9_]*\)[[:space:]]*$/\1/p' "$k"
+		# (a tree without Kconfig.ksm, e.g. early in the patch series, has none)
+		if [[ -f $k ]]; then
+			sed -n 's/^[[:space:]]*config[[:space:]]\{1,\}\(KSM_[A-Z0-9_]*KUNIT[A-Z0-9_]*\)[[:space:]]*$/\1/p' "$k"
+		fi
 	done | sort -u | sed 's/^\(.*\)$/CONFIG_\1=y/'
 }
 
