@@ -69,6 +69,7 @@
 #define HPAGE		(2UL << 20)
 #define MAX_KSMD	64
 #define MAX_KNOBS	16
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
 enum workload { WL_NODUPS, WL_ALLDUPS, WL_MIX, WL_CORUNNER, WL_RESET };
 
@@ -196,7 +197,7 @@ static int ksm_reset(void)
 	unsigned int i;
 	int ret = ksm_write("run", "2");
 
-	for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(defaults); i++)
 		ret |= ksm_write(defaults[i][0], defaults[i][1]);
 	ret |= ksm_write("run", "0");
 	return ret;
