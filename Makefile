@@ -4,6 +4,7 @@
 #   make kernel [STOCK=1] [DEBUG=1]   build a kernel variant
 #   make initramfs [STOCK=1] [DEBUG=1]
 #   make check [STOCK=1] [LEAN=1] [ONLY=...] [TEST_TIMEOUT=s] [GUEST_TIMEOUT=s]
+#              [PATCH_TEST=0]         (0: make patch instead of patch-test)
 #   make boot [STOCK=1] [DEBUG=1]     boot, print basics, power off
 #   make shell [STOCK=1] [DEBUG=1]    interactive busybox shell in the guest
 #   make demo [STOCK=1] [DEBUG=1]     the KSM demo (scripts/guest/demo.sh)
@@ -15,6 +16,11 @@
 #                                     (any scripts/guest/<mode>.sh)
 #   make bench [REPS=3] [BENCH_QUICK=1] [BENCH_ONLY=a,b]
 #                                     ours vs stock KSM, side by side
+#   make patch                        git format-patch series against 6.12
+#                                     in build/patch/, checkpatch'ed
+#   make patch-test [BISECT=0] [KEEP=1]
+#                                     git am the series onto a fresh 6.12
+#                                     extract, build every step (lean)
 #   make deps | clean | distclean
 
 SHELL := /bin/bash
@@ -42,11 +48,12 @@ endif
 # Passed through to the scripts.
 export ONLY TEST_TIMEOUT GUEST_TIMEOUT RETRY ACCEL V APPEND OURTESTS
 export REPS BENCH_QUICK BENCH_ONLY KSM_IMAGE STOCK_IMAGE
+export BISECT KEEP
 
-.PHONY: help deps source kernel initramfs tests check lint htmldocs stress boot shell demo run bench clean distclean
+.PHONY: help deps source kernel initramfs tests check lint htmldocs patch patch-test stress boot shell demo run bench clean distclean
 
 help:
-	@sed -n '4,18s/^# \{0,1\}//p' Makefile
+	@sed -n '4,24s/^# \{0,1\}//p' Makefile
 
 deps:
 	@$(S)/install-deps.sh
@@ -67,7 +74,8 @@ tests: deps
 check: deps
 	@start=$$SECONDS; \
 	$(S)/build-kernel.sh $(CHECK_VARIANT) && \
-	$(if $(filter ksm,$(BASE)),$(S)/lint.sh $(CHECK_VARIANT) && $(S)/htmldocs.sh &&) \
+	$(if $(filter ksm,$(BASE)),$(S)/lint.sh $(CHECK_VARIANT) && $(S)/htmldocs.sh && \
+		$(if $(filter 0,$(PATCH_TEST)),$(S)/make-patch.sh,$(S)/patch-test.sh) &&) \
 	$(S)/build-initramfs.sh $(CHECK_VARIANT) && \
 	echo "==> build steps took $$((SECONDS - start))s" && \
 	$(S)/run-qemu.sh $(CHECK_VARIANT) check
@@ -80,6 +88,16 @@ lint: deps
 # warning in them fails (about 15 s, so "make check" runs it too).
 htmldocs: deps
 	@$(S)/htmldocs.sh
+
+# Our KSM as a git format-patch series against pristine 6.12, checkpatch
+# --strict on every patch (build/patch/; README, "make patch").
+patch: deps
+	@$(S)/make-patch.sh
+
+# The series applied with git am to a fresh extract of the tarball and
+# built with the lean configuration after every patch; PASS or FAIL.
+patch-test: deps
+	@$(S)/patch-test.sh
 
 # DURATION is seconds or a number with s, m or h; the guest gets twice
 # that plus 15 minutes before the host gives up on it.
@@ -124,6 +142,7 @@ bench: deps
 clean:
 	rm -rf build/obj build/ksm build/ksm-debug build/stock build/stock-debug \
 		build/initramfs build/initramfs-*.cpio.gz* build/bench build/tests build/uapi build/uapi-ksm \
+		build/patch build/patch-test \
 		build/src/ksm build/src/ksm.manifest* build/accel.cache build/kvm-probe.log
 
 distclean:
