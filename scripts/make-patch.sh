@@ -402,10 +402,11 @@ maintainers_cover() {
 
 info "checkpatch --strict on $NP patches (log: build/logs/patch-checkpatch.log)"
 : >"$CPLOG"
-bad=0 k=0
+# Run checkpatch on up to $NPROC patches at a time, then judge in order.
+IGN=()
+running=0 k=0
 for i in "${PATCHES[@]}"; do
 	k=$((k + 1))
-	p=$OUT/${FILES_OUT[k]}
 	read -ra ignore <<<"${IGNORE[i]}"
 	mapfile -t paths < <(paths_of "$i")
 	adds=0 maint=0 uncovered=()
@@ -432,16 +433,33 @@ for i in "${PATCHES[@]}"; do
 			echo "${FILES_OUT[k]}: not covered by our MAINTAINERS entry: ${uncovered[*]}"
 		fi
 	fi
+	IGN[k]=${ignore[*]:-}
 	args=(--strict --show-types --color=never)
 	((${#ignore[@]})) && args+=(--ignore "$(
 		IFS=,
 		echo "${ignore[*]}"
 	)")
+	if ((running >= NPROC)); then
+		wait -n
+		running=$((running - 1))
+	fi
 	# From a scratch directory: checkpatch leaves a cache file in its
 	# working directory, and the pristine tree is never written to.
-	out=$(cd "$WORK" && perl "$PRISTINE/scripts/checkpatch.pl" --root="$PRISTINE" "${args[@]}" "$p" 2>&1) || true
+	(
+		cd "$WORK" || exit
+		# Non-zero on any message; the verdict is read from the output.
+		perl "$PRISTINE/scripts/checkpatch.pl" --root="$PRISTINE" "${args[@]}" \
+			"$OUT/${FILES_OUT[k]}" >"$WORK/checkpatch.$k" 2>&1 || true
+	) &
+	running=$((running + 1))
+done
+wait
+
+bad=0
+for ((k = 1; k <= NP; k++)); do
+	out=$(cat "$WORK/checkpatch.$k")
 	{
-		echo "===== ${FILES_OUT[k]} (ignored: ${ignore[*]:-none})"
+		echo "===== ${FILES_OUT[k]} (ignored: ${IGN[k]:-none})"
 		echo "$out"
 	} >>"$CPLOG"
 	total=$(grep -m1 '^total:' <<<"$out" || true)
@@ -451,7 +469,7 @@ for i in "${PATCHES[@]}"; do
 	}
 	read -r errors warnings checks < <(sed -E 's/^total: ([0-9]+) errors, ([0-9]+) warnings, ([0-9]+) checks.*/\1 \2 \3/' <<<"$total")
 	printf '  %-62s %s errors, %s warnings, %s checks%s\n' "${FILES_OUT[k]:0:62}" \
-		"$errors" "$warnings" "$checks" "${ignore[*]:+ (ignored: ${ignore[*]})}"
+		"$errors" "$warnings" "$checks" "${IGN[k]:+ (ignored: ${IGN[k]})}"
 	if ((errors + warnings)); then
 		{ grep -E '^(ERROR|WARNING):' -A3 <<<"$out" || true; } | sed -n '1,60p'
 		bad=1
