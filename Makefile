@@ -4,7 +4,7 @@
 #   make kernel [STOCK=1] [DEBUG=1]   build a kernel variant
 #   make initramfs [STOCK=1] [DEBUG=1]
 #   make check [STOCK=1] [LEAN=1] [ONLY=...] [TEST_TIMEOUT=s] [GUEST_TIMEOUT=s]
-#              [PATCH_TEST=0]         (0: make patch instead of patch-test)
+#              [PATCH_TEST=1]         (1: make patch-test instead of patch)
 #   make boot [STOCK=1] [DEBUG=1]     boot, print basics, power off
 #   make shell [STOCK=1] [DEBUG=1]    interactive busybox shell in the guest
 #   make demo [STOCK=1] [DEBUG=1]     the KSM demo (scripts/guest/demo.sh)
@@ -75,7 +75,7 @@ check: deps
 	@start=$$SECONDS; \
 	$(S)/build-kernel.sh $(CHECK_VARIANT) && \
 	$(if $(filter ksm,$(BASE)),$(S)/lint.sh $(CHECK_VARIANT) && $(S)/htmldocs.sh && \
-		$(if $(filter 0,$(PATCH_TEST)),$(S)/make-patch.sh,$(S)/patch-test.sh) &&) \
+		$(if $(filter 1,$(PATCH_TEST)),$(S)/patch-test.sh,$(S)/make-patch.sh) &&) \
 	$(S)/build-initramfs.sh $(CHECK_VARIANT) && \
 	echo "==> build steps took $$((SECONDS - start))s" && \
 	$(S)/run-qemu.sh $(CHECK_VARIANT) check

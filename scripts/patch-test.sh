@@ -55,10 +55,10 @@ info "patch-test: extracted $(basename "$TARBALL") ($VERSION) in $((SECONDS - t0
 t0=$SECONDS
 G=(git -C "$SRC" -c user.name="KSM patch-test" -c user.email=patch-test@localhost
 	-c core.looseCompression=1 -c gc.auto=0 -c commit.gpgsign=false -c core.hooksPath=/dev/null)
-"${G[@]}" init -q -b linux-6.12
+"${G[@]}" init -q -b linux-6.12 || fail "git init"
 # -f: the Debian tarball's .gitignore ignores everything at the top level.
-"${G[@]}" add -A -f
-"${G[@]}" commit -q -m "Linux $VERSION (Debian linux-source-6.12)"
+"${G[@]}" add -A -f || fail "git add"
+"${G[@]}" commit -q -m "Linux $VERSION (Debian linux-source-6.12)" || fail "git commit"
 info "patch-test: committed the tree to a new git repository in $((SECONDS - t0))s"
 
 # kbuild never reads these, so a patch that touches nothing else cannot
