@@ -267,8 +267,7 @@ NP=${#PATCHES[@]}
 
 # --- cover letter ----------------------------------------------------------
 # "make bench" figures: build/bench/results.csv if there is one, else the
-# "Latest results" section of README (its introductions and the tables and
-# lists they introduce).
+# "Latest results" section of README.
 bench_figures() {
 	python3 - "$BUILD/bench/results.csv" "$REPO/README" <<'EOF'
 import csv, os, sys, time
@@ -281,20 +280,21 @@ if os.path.exists(csv_path):
         when = time.strftime("%Y-%m-%d", time.gmtime(os.path.getmtime(csv_path)))
         quick = " (BENCH_QUICK=1: small sizes, one repetition)" if r0.get("quick") == "1" else ""
         print(f'"make bench" of {when}{quick}: stock {r0.get("stock_kernel", "?")} against ours,')
-        print(f'accelerator {r0.get("accel", "?")}; medians, "ours/stock" is the ratio of the medians.')
+        print(f'accelerator {r0.get("accel", "?")}; medians, "ratio" is ours over stock.')
         print()
-        w = max(len(r["figure"]) for r in rows)
-        w = min(w, 42)
-        print(f'  {"":<{w}}  {"stock":>9} {"ours":>9} {"ours/stock":>10}  target')
+        w = 38
+        print(f'  {"":<{w}} {"stock":>9} {"ours":>9} {"ratio":>7}  target')
         for r in rows:
             if not (r["stock_median"] or r["ours_median"]):
                 continue
+            label = r["figure"] + (f' ({r["unit"]})' if r["unit"] else "")
             tgt = r["target"] + (f' {r["status"]}' if r["status"] and r["target"] else "")
-            print(f'  {r["figure"][:w]:<{w}}  {r["stock_median"]:>9} {r["ours_median"]:>9} '
-                  f'{r["ratio_ours_stock"]:>10}  {tgt}'.rstrip())
-        print()
-        print(f"Units and method: {', '.join(sorted({r['unit'] for r in rows if r['unit']}))};")
-        print("every figure is the median over the repetitions of each kernel.")
+            vals = (f'{r["stock_median"]:>9} {r["ours_median"]:>9} '
+                    f'{r["ratio_ours_stock"]:>7}  {tgt}').rstrip()
+            if len(label) > w:
+                print(f"  {label}")
+                label = ""
+            print(f"  {label:<{w}} {vals}")
         sys.exit(0)
 
 lines = open(readme).read().split("\n")
@@ -311,23 +311,14 @@ for i in range(start, len(lines) - 1):
     if lines[i].strip() and lines[i + 1].strip() and set(lines[i + 1].strip()) <= {"-", "="}:
         end = i
         break
-paras, cur = [], []
-for l in lines[start:end]:
-    if l.strip():
-        cur.append(l)
-    elif cur:
-        paras.append(cur)
-        cur = []
-if cur:
-    paras.append(cur)
-indented = [p[0].startswith((" ", "\t")) for p in paras]
-out = []
-for i, p in enumerate(paras):
-    if indented[i] or (i + 1 < len(paras) and indented[i + 1]):
-        out.append("\n".join(p))
-    else:
-        break
-print("\n\n".join(out))
+text = "\n".join(lines[start:end]).strip("\n")
+# The whole section, less the harness usage at its end ("Other knobs: ...",
+# up to the end of that paragraph).
+i = text.find("Other knobs:")
+if i >= 0:
+    j = text.find("\n\n", i)
+    text = (text[:i].rstrip() + ("" if j < 0 else text[j:])).rstrip()
+print(text)
 EOF
 }
 
