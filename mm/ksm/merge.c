@@ -298,6 +298,24 @@ unlock:
 	return err;
 }
 
+/*
+ * Lock a KSM folio that is about to get one more mapper, and make sure it
+ * is dirty. MADV_FREE by the only mapper of a KSM page makes it clean and
+ * lazily freeable, and reclaim drops a clean lazyfree folio from every
+ * mapping at once: a page merged into it afterwards would lose its data.
+ * Under the folio lock, madvise_free_pte_range() (which clears the dirty
+ * flag only while the folio has a single mapper, and under the same lock)
+ * and reclaim either finish before us or see the new mapper and a dirty
+ * folio. Trylock only: ksmd never waits for a busy page.
+ */
+static int ksm_kfolio_lock_dirty(struct folio *kfolio)
+{
+	if (!folio_trylock(kfolio))
+		return -EBUSY;
+	folio_mark_dirty(kfolio);
+	return 0;
+}
+
 /**
  * ksm_merge_into() - map a KSM page in place of an identical page
  * @vma: the VMA mapping @page.
@@ -310,6 +328,7 @@ unlock:
 int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
 		   struct page *kpage)
 {
+	struct folio *kfolio = NULL;
 	pte_t orig_pte = __pte(0);
 	int err;
 
@@ -318,10 +337,19 @@ int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
 	err = ksm_lock_and_protect(vma, page, &orig_pte);
 	if (err)
 		return err;
+	if (!is_zero_pfn(page_to_pfn(kpage))) {
+		kfolio = page_folio(kpage);
+		err = ksm_kfolio_lock_dirty(kfolio);
+		if (err)
+			goto unlock;
+	}
 	if (pages_identical(page, kpage))
 		err = ksm_replace_pte(vma, page, kpage, orig_pte);
 	else
 		err = -EFAULT;
+	if (kfolio)
+		folio_unlock(kfolio);
+unlock:
 	unlock_page(page);
 	return err;
 }
