@@ -9,7 +9,9 @@
 #      configuration (scripts/build-kernel.sh ksm with KSM_SRC_TREE) after
 #      each patch that changes anything kbuild reads, and after the last:
 #      every step of the series must build, not just the end.  BISECT=0
-#      builds the last step only.
+#      builds the last step only;
+#   4. boot the result under QEMU (mode "boot") and check that it runs our
+#      KSM.
 #
 # Objects go to build/patch-test/obj/ksm.  CCACHE_BASEDIR is build/patch-test,
 # so compiler command lines name sources as ../../src/ksm/..., exactly as
@@ -110,6 +112,17 @@ for p in "${PATCHES[@]}"; do
 	echo "$tag applied $name, built in $((SECONDS - t0))s"
 done
 
+# 4. The patched kernel boots (harness mode "boot") and runs our KSM.
+"$REPO/scripts/build-initramfs.sh" ksm >"$T/logs/initramfs.out" 2>&1 ||
+	fail "cannot build the initramfs (log: ${T#"$REPO"/}/logs/initramfs.out)"
+if ! KERNEL=$T/ksm/bzImage "$REPO/scripts/run-qemu.sh" ksm boot >"$T/logs/boot.out" 2>&1 ||
+	! grep -q KSMBOOT-OK "$T/logs/boot.out" ||
+	! grep -q merge_domain "$T/logs/boot.out"; then
+	tail -n 20 "$T/logs/boot.out"
+	fail "the patched kernel did not boot with our KSM (log: ${T#"$REPO"/}/logs/boot.out)"
+fi
+echo "patch-test: the patched kernel boots, /sys/kernel/mm/ksm has merge_domain"
+
 read -r hits1 misses1 < <(ccache_counts)
 info "patch-test: ccache during the builds: $((hits1 - hits0)) hits, $((misses1 - misses0)) misses (shared cache: concurrent builds count too)"
 cp "$T/ksm/kernel.config" "$LOGS/patch-test-kernel.config" 2>/dev/null || true
@@ -118,4 +131,4 @@ if ((KEEP)); then
 else
 	rm -rf "$T"
 fi
-echo "patch-test: PASS: $N patches applied with git am to a fresh $VERSION, $builds builds, in $((SECONDS - start))s"
+echo "patch-test: PASS: $N patches applied with git am to a fresh $VERSION, $builds builds, booted, in $((SECONDS - start))s"
