@@ -584,23 +584,36 @@ FIXTURE_VARIANT_ADD(ksm_attack, prctl_private) {
 	.mode = "global", .iso = ISO_PRCTL,
 };
 
-FIXTURE_SETUP(ksm_attack)
+/*
+ * Both fixtures: skip without merge domains, save the knobs, reset KSM and
+ * scan fast with merge_domain=@mode, fresh frames and no zero-page merging.
+ * Returns false when the test was skipped.
+ */
+static bool domain_setup(struct __test_metadata *_metadata,
+			 struct ksm_saved_knobs *saved, const char *mode)
 {
 	const char *why = ksm_skip_reason();
 
+	if (why)
+		SKIP(return false, "%s", why);
+	if (!ksm_file_exists("merge_domain"))
+		SKIP(return false, "no merge_domain: not our KSM");
+	ksm_save_knobs(saved);
+	ASSERT_EQ(0, ksm_reset());
+	ASSERT_EQ(0, ksm_fast_scanning());
+	ASSERT_EQ(0, ksm_write("use_zero_pages", "0"));
+	ASSERT_EQ(0, ksm_write("merge_domain", mode));
+	ASSERT_EQ(0, ksm_write("merge_fresh_frames", "1"));
+	return true;
+}
+
+FIXTURE_SETUP(ksm_attack)
+{
 	self->victim = 0;
 	self->attacker = 0;
 	self->made_cgroup = false;
-	if (why)
-		SKIP(return, "%s", why);
-	if (!ksm_file_exists("merge_domain"))
-		SKIP(return, "no merge_domain: not our KSM");
-	ksm_save_knobs(&self->saved);
-	ASSERT_EQ(0, ksm_reset());
-	ASSERT_EQ(0, ksm_fast_scanning());
-	ASSERT_EQ(0, ksm_write("merge_domain", variant->mode));
-	ASSERT_EQ(0, ksm_write("merge_fresh_frames", "1"));
-	ASSERT_EQ(0, ksm_write("use_zero_pages", "0"));
+	if (!domain_setup(_metadata, &self->saved, variant->mode))
+		return;
 	ASSERT_EQ(0, debugfs_ready());
 	if (variant->iso == ISO_CGROUP) {
 		if (mkdir(CG_ATTACKER, 0755) && errno != EEXIST)
@@ -762,18 +775,7 @@ FIXTURE(ksm_domain_api) {
 
 FIXTURE_SETUP(ksm_domain_api)
 {
-	const char *why = ksm_skip_reason();
-
-	if (why)
-		SKIP(return, "%s", why);
-	if (!ksm_file_exists("merge_domain"))
-		SKIP(return, "no merge_domain: not our KSM");
-	ksm_save_knobs(&self->saved);
-	ASSERT_EQ(0, ksm_reset());
-	ASSERT_EQ(0, ksm_fast_scanning());
-	ASSERT_EQ(0, ksm_write("use_zero_pages", "0"));
-	ASSERT_EQ(0, ksm_write("merge_domain", "user"));
-	ASSERT_EQ(0, ksm_write("merge_fresh_frames", "1"));
+	domain_setup(_metadata, &self->saved, "user");
 }
 
 FIXTURE_TEARDOWN(ksm_domain_api)
