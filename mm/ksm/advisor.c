@@ -65,7 +65,7 @@ void ksm_advisor_set_mode(enum ksm_advisor_mode mode)
 void ksm_advisor_pass_start(void)
 {
 	ksm_advisor_pass.start = ktime_get();
-	ksm_advisor_pass.cpu_start = task_sched_runtime(current);
+	ksm_advisor_pass.cpu_start = ksm_threads_runtime();
 }
 
 /* The pages_to_scan that makes a pass of @ms ms last the target time. */
@@ -97,7 +97,7 @@ void ksm_advisor_pass_end(void)
 		return;
 
 	ms = max_t(u64, ktime_ms_delta(ktime_get(), ksm_advisor_pass.start), 1);
-	cpu_ms = div_u64(task_sched_runtime(current) -
+	cpu_ms = div_u64(ksm_threads_runtime() -
 			 ksm_advisor_pass.cpu_start, NSEC_PER_MSEC);
 	cpu_pct = div64_u64(cpu_ms * 100, ms);
 

@@ -47,6 +47,7 @@
 #include <linux/memory.h>
 #include <linux/oom.h>
 #include <linux/sched.h>
+#include <linux/sched/cputime.h>
 #include <linux/slab.h>
 #include <linux/xxhash.h>
 
@@ -58,6 +59,7 @@
 static struct rb_root ksm_single_stable_root = RB_ROOT;
 
 struct ksm_context ksm_ctx = {
+	.scan_sem = __RWSEM_INITIALIZER(ksm_ctx.scan_sem),
 	.lock = __MUTEX_INITIALIZER(ksm_ctx.lock),
 	.mm_list_lock = __SPIN_LOCK_UNLOCKED(ksm_ctx.mm_list_lock),
 	.mm_head = {
@@ -78,12 +80,32 @@ struct ksm_context ksm_ctx = {
 		.huge_split_min_subpages = KSM_HUGE_SPLIT_MIN_DEFAULT,
 		.merge_domain = KSM_MERGE_DOMAIN_USER,
 		.fresh_frames = true,
+		.threads = 1,
 	},
 	.stable_roots = &ksm_single_stable_root,
 	.nr_trees = 1,
 	.thread_wait = __WAIT_QUEUE_HEAD_INITIALIZER(ksm_ctx.thread_wait),
 	.sleep_wait = __WAIT_QUEUE_HEAD_INITIALIZER(ksm_ctx.sleep_wait),
+	.pass_wait = __WAIT_QUEUE_HEAD_INITIALIZER(ksm_ctx.pass_wait),
 };
+
+/**
+ * struct ksm_thread - one ksmd thread
+ * @task: the kthread; NULL when not running.
+ * @claim: the block it is scanning (empty between batches).
+ */
+struct ksm_thread {
+	struct task_struct *task;
+	struct ksm_claim claim;
+};
+
+/*
+ * The ksmd threads; ksm_threads_lock serializes starting and stopping
+ * them. It is never held with the engine locks: a thread being stopped
+ * may be waiting for those.
+ */
+static struct ksm_thread ksm_threads[KSM_MAX_THREADS];
+static DEFINE_MUTEX(ksm_threads_lock);
 
 /**
  * ksm_page_hash() - hash the content of one page
@@ -136,21 +158,113 @@ static void ksmd_pause(void)
  */
 #define KSMD_NICE	5
 
-static int ksmd_main(void *unused)
+static int ksmd_main(void *arg)
 {
+	struct ksm_thread *self = arg;
+	int err;
+
 	set_freezable();
 	set_user_nice(current, KSMD_NICE);
 
 	while (!kthread_should_stop()) {
-		mutex_lock(&ksm_ctx.lock);
+		err = 0;
+		/* Checked under the gate: run=0 returns with no batch left. */
+		down_read(&ksm_ctx.scan_sem);
 		if (ksmd_has_work())
-			ksm_scan_batch(READ_ONCE(ksm_ctx.knobs.pages_to_scan));
-		mutex_unlock(&ksm_ctx.lock);
+			err = ksm_scan_batch(&self->claim,
+					     READ_ONCE(ksm_ctx.knobs.pages_to_scan));
+		up_read(&ksm_ctx.scan_sem);
 
 		try_to_freeze();
-		ksmd_pause();
+		if (err == -EAGAIN)	/* others are finishing the pass */
+			wait_event_freezable(ksm_ctx.pass_wait,
+					     !ksm_scan_pass_draining() ||
+					     kthread_should_stop());
+		else
+			ksmd_pause();
 	}
 	return 0;
+}
+
+/* Start ksmd thread @i: "ksmd" for the first, as in every kernel. */
+static int ksm_thread_start(unsigned int i)
+{
+	struct task_struct *task;
+
+	task = i ? kthread_run(ksmd_main, &ksm_threads[i], "ksmd/%u", i) :
+		   kthread_run(ksmd_main, &ksm_threads[i], "ksmd");
+	if (IS_ERR(task))
+		return PTR_ERR(task);
+	WRITE_ONCE(ksm_threads[i].task, task);
+	return 0;
+}
+
+static void ksm_thread_stop(unsigned int i)
+{
+	struct task_struct *task = ksm_threads[i].task;
+
+	WRITE_ONCE(ksm_threads[i].task, NULL);
+	kthread_stop(task);
+}
+
+/**
+ * ksm_set_threads() - change the number of ksmd threads
+ * @nr: 1 to KSM_MAX_THREADS.
+ *
+ * A stopped thread has no claim: it parked it at the end of its last
+ * batch, and the threads left resume it.
+ *
+ * Context: process context; may sleep until stopped threads finish their
+ * batch.
+ * Return: 0, -EINVAL, or the error of starting a thread (the count is
+ * then unchanged).
+ */
+int ksm_set_threads(unsigned int nr)
+{
+	unsigned int i, old;
+	int err = 0;
+
+	if (!nr || nr > KSM_MAX_THREADS)
+		return -EINVAL;
+	mutex_lock(&ksm_threads_lock);
+	old = ksm_ctx.knobs.threads;
+	for (i = old; i < nr; i++) {
+		err = ksm_thread_start(i);
+		if (err)
+			goto undo;
+	}
+	for (i = old; i > nr; i--)
+		ksm_thread_stop(i - 1);
+	WRITE_ONCE(ksm_ctx.knobs.threads, nr);
+	goto out;
+undo:
+	while (i > old)
+		ksm_thread_stop(--i);
+out:
+	mutex_unlock(&ksm_threads_lock);
+	return err;
+}
+
+/**
+ * ksm_threads_runtime() - CPU time used by all ksmd threads
+ *
+ * Return: the sum of their runtimes, in nanoseconds.
+ */
+u64 ksm_threads_runtime(void)
+{
+	struct task_struct *task;
+	u64 sum = 0;
+	int i;
+
+	/* A task_struct is freed only after an RCU grace period. */
+	rcu_read_lock();
+	for (i = 0; i < KSM_MAX_THREADS; i++) {
+		task = READ_ONCE(ksm_threads[i].task);
+		if (task)
+			sum += task_sched_runtime(task);
+	}
+	rcu_read_unlock();
+	return sum;
 }
 
 /**
@@ -160,7 +274,7 @@ static int ksmd_main(void *unused)
  * KSM_RUN_UNMERGE breaks every KSM page back into private pages before
  * returning, and forgets all trees.
  *
- * Context: process context; takes ksm_ctx.lock.
+ * Context: process context; takes ksm_engine_lock().
  * Return: 0, or a negative errno when unmerging failed (run is then left
  * at KSM_RUN_STOP).
  */
@@ -168,7 +282,7 @@ int ksm_set_run(unsigned int run)
 {
 	int err = 0;
 
-	mutex_lock(&ksm_ctx.lock);
+	ksm_engine_lock();
 	if (ksm_ctx.knobs.run != run) {
 		WRITE_ONCE(ksm_ctx.knobs.run, run);
 		if (run & KSM_RUN_UNMERGE) {
@@ -179,7 +293,7 @@ int ksm_set_run(unsigned int run)
 				WRITE_ONCE(ksm_ctx.knobs.run, KSM_RUN_STOP);
 		}
 	}
-	mutex_unlock(&ksm_ctx.lock);
+	ksm_engine_unlock();
 
 	if (run & KSM_RUN_MERGE)
 		ksm_wake_thread();
@@ -207,14 +321,14 @@ static int ksm_resize_trees(bool across)
  * ksm_set_merge_across_nodes() - switch between one tree and one per node
  * @across: true to merge pages of different NUMA nodes.
  *
- * Context: process context; takes ksm_ctx.lock.
+ * Context: process context; takes ksm_engine_lock().
  * Return: 0, -EBUSY while KSM pages exist, -ENOMEM.
  */
 int ksm_set_merge_across_nodes(bool across)
 {
 	int err = 0;
 
-	mutex_lock(&ksm_ctx.lock);
+	ksm_engine_lock();
 	if (ksm_ctx.knobs.merge_across_nodes == across)
 		goto out;
 	if (ksm_ctx.stats.pages_shared || ksm_stable_drop_all()) {
@@ -228,7 +342,7 @@ int ksm_set_merge_across_nodes(bool across)
 	ksm_unstable_reset();
 	ksm_ctx.knobs.merge_across_nodes = across;
 out:
-	mutex_unlock(&ksm_ctx.lock);
+	ksm_engine_unlock();
 	return err;
 }
 
@@ -236,27 +350,26 @@ out:
  * ksm_set_max_page_sharing() - change the mapper limit of a KSM page
  * @max: new limit, at least 2.
  *
- * Context: process context; takes ksm_ctx.lock.
+ * Context: process context; takes ksm_engine_lock().
  * Return: 0, or -EBUSY while KSM pages exist.
  */
 int ksm_set_max_page_sharing(unsigned int max)
 {
 	int err = 0;
 
-	mutex_lock(&ksm_ctx.lock);
+	ksm_engine_lock();
 	if (ksm_ctx.knobs.max_page_sharing != max) {
 		if (ksm_ctx.stats.pages_shared || ksm_stable_drop_all())
 			err = -EBUSY;
 		else
 			WRITE_ONCE(ksm_ctx.knobs.max_page_sharing, max);
 	}
-	mutex_unlock(&ksm_ctx.lock);
+	ksm_engine_unlock();
 	return err;
 }
 
 static int __init ksm_init(void)
 {
-	struct task_struct *thread;
 	int err;
 
 	ksm_ctx.zero_hash = ksm_page_hash(ZERO_PAGE(0));
@@ -271,12 +384,11 @@ static int __init ksm_init(void)
 		return err;
 	}
 
-	thread = kthread_run(ksmd_main, NULL, "ksmd");
-	if (IS_ERR(thread)) {
+	err = ksm_thread_start(0);
+	if (err) {
 		pr_err("cannot start ksmd\n");
-		return PTR_ERR(thread);
+		return err;
 	}
-	ksm_ctx.thread = thread;
 
 	/* Without sysfs nobody could ever start it. */
 	if (!IS_ENABLED(CONFIG_SYSFS))

@@ -201,8 +201,9 @@ u64 ksm_domain_tag_of(struct mm_struct *mm)
 static int ksm_domain_leave_trees(struct mm_struct *mm, struct ksm_mm *slot)
 {
 	VMA_ITERATOR(vmi, mm, 0);
+	struct ksm_rmap_item *head, *item;
 	struct vm_area_struct *vma;
-	struct ksm_rmap_item *item;
+	unsigned long index;
 	int err = 0;
 
 	ksm_assert_locked();
@@ -217,14 +218,16 @@ static int ksm_domain_leave_trees(struct mm_struct *mm, struct ksm_mm *slot)
 	mmap_read_unlock(mm);
 
 	/* Whatever happened, no item may stay filed under the old key. */
-	for (item = slot->items; item; item = item->next) {
-		if (item->state == KSM_ITEM_UNSTABLE ||
-		    (item->state == KSM_ITEM_STABLE && !err))
-			ksm_rmap_item_forget(item);
-		if (item->state == KSM_ITEM_NEW) {
-			item->hashed = 0;
-			item->skip_age = 0;
-			item->skip_left = 0;
+	xa_for_each(&slot->blocks, index, head) {
+		for (item = head; item; item = item->next) {
+			if (item->state == KSM_ITEM_UNSTABLE ||
+			    (item->state == KSM_ITEM_STABLE && !err))
+				ksm_rmap_item_forget(item);
+			if (item->state == KSM_ITEM_NEW) {
+				item->hashed = 0;
+				item->skip_age = 0;
+				item->skip_left = 0;
+			}
 		}
 		cond_resched();
 	}
@@ -263,8 +266,8 @@ static int ksm_domain_move(struct mm_struct *mm, u64 tag, bool exec)
 	int err;
 
 	if (exec)
-		mutex_lock(&ksm_ctx.lock);
-	else if (mutex_lock_killable(&ksm_ctx.lock))
+		ksm_engine_lock();
+	else if (ksm_engine_lock_killable())
 		return -EINTR;
 	spin_lock(&ksm_ctx.mm_list_lock);
 	slot = ksm_mm_lookup(mm);
@@ -277,7 +280,7 @@ static int ksm_domain_move(struct mm_struct *mm, u64 tag, bool exec)
 	if (err && !exec)
 		ksm_domain_set_tag(slot, old, false);
 out:
-	mutex_unlock(&ksm_ctx.lock);
+	ksm_engine_unlock();
 	return err;
 }
 
@@ -440,7 +443,7 @@ const char *ksm_domain_mode_name(unsigned int mode)
  * afterwards: old and new keys are of different kinds, and tags (which do
  * not change) are never of the knob's kinds.
  *
- * Context: process context; takes ksm_ctx.lock.
+ * Context: process context; takes ksm_engine_lock().
  * Return: 0, -EINVAL, or -EBUSY while KSM pages exist.
  */
 int ksm_set_merge_domain(unsigned int mode)
@@ -449,7 +452,7 @@ int ksm_set_merge_domain(unsigned int mode)
 
 	if (mode > KSM_DOMAIN_PROCESS)
 		return -EINVAL;
-	mutex_lock(&ksm_ctx.lock);
+	ksm_engine_lock();
 	if (ksm_ctx.knobs.merge_domain == mode)
 		goto out;
 	if (ksm_ctx.stats.pages_shared || ksm_stable_drop_all()) {
@@ -459,7 +462,7 @@ int ksm_set_merge_domain(unsigned int mode)
 	ksm_unstable_reset();
 	WRITE_ONCE(ksm_ctx.knobs.merge_domain, mode);
 out:
-	mutex_unlock(&ksm_ctx.lock);
+	ksm_engine_unlock();
 	return err;
 }
 

@@ -13,9 +13,11 @@
 #include "../mm_slot.h"
 #include <linux/mutex.h>
 #include <linux/rbtree.h>
+#include <linux/rwsem.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/wait.h>
+#include <linux/xarray.h>
 
 /**
  * DOC: Locking
@@ -23,23 +25,31 @@
  * Locks, outermost first. A lock may only be taken while holding locks that
  * appear above it in this list.
  *
- * 1. ksm_ctx.lock (mutex): the engine lock. Held by ksmd for a whole scan
- *    batch and by every sysfs write that changes how merging works. It owns
- *    both trees, every stable node, every rmap item's tree state, the scan
- *    cursor and the global counters. Code that needs it asserts it with
- *    ksm_assert_locked().
- * 2. mmap_lock of a scanned mm (read): taken per mm while looking at its
+ * 1. ksm_ctx.scan_sem (rw_semaphore): the scanner gate. Every ksmd thread
+ *    holds it for read over one scan batch; code that needs the engine
+ *    quiet (sysfs writes that change how merging works, run=2, moving an
+ *    mm to another domain, memory hot-remove) holds it for write, and then
+ *    also ksm_ctx.lock: ksm_engine_lock(). Between batches a ksmd thread
+ *    holds nothing: its unfinished block is parked (see scan.c), so a
+ *    writer finds every item on its mm's block lists.
+ * 2. ksm_ctx.lock (mutex): the engine lock. It owns both trees, every
+ *    stable node, every rmap item's tree state, the block dispenser
+ *    (ksm_ctx.scan) and the global counters. ksmd threads take it per page
+ *    for the tree work only: page table walks and hashing run without it.
+ *    Code that needs it asserts it with ksm_assert_locked().
+ * 3. mmap_lock of a scanned mm (read): taken per mm while looking at its
  *    VMAs and page tables. madvise() and prctl() arrive here with it held
  *    for write and never take ksm_ctx.lock; the one exception, moving an
  *    mm to another merge domain (domain.c), drops it first and takes
- *    ksm_ctx.lock, then mmap_lock for read, like ksmd.
- * 3. folio lock of a KSM folio: guards the folio's stable node rmap list,
+ *    ksm_engine_lock(), then mmap_lock for read, like ksmd.
+ * 4. folio lock of a KSM folio: guards the folio's stable node rmap list,
  *    so that rmap_walk_ksm() (which holds only the folio lock) sees a list
  *    nobody is changing.
- * 4. anon_vma lock, page table lock: taken by the core mm helpers we call.
- * 5. ksm_ctx.mm_list_lock (spinlock): the list and hash of registered mms.
- *    Innermost; nothing is taken under it. __ksm_enter() and __ksm_exit()
- *    use only this lock, so exit never waits for a scan batch.
+ * 5. anon_vma lock, page table lock: taken by the core mm helpers we call.
+ * 6. ksm_ctx.mm_list_lock (spinlock): the list and hash of registered mms,
+ *    and each mm's count of claimed blocks. Innermost; nothing is taken
+ *    under it. __ksm_enter() and __ksm_exit() use only this lock, so exit
+ *    never waits for a scan batch.
  */
 
 /* Values of the run knob. */
@@ -66,7 +76,8 @@ struct ksm_stable_node;
 
 /**
  * struct ksm_rmap_item - one tracked virtual page of a registered mm
- * @next: next item of the same mm, in increasing address order.
+ * @next: next item of the same block (see struct ksm_mm), in increasing
+ *        address order.
  * @mm: the mm the page belongs to (kept alive by its ksm_mm slot).
  * @vpn: user address >> PAGE_SHIFT; see ksm_item_addr().
  * @state: an &enum ksm_item_state value.
@@ -162,21 +173,39 @@ struct ksm_stable_node {
 	unsigned long kpfn;
 };
 
+/*
+ * The items of an mm are kept per block: an aligned range of user
+ * addresses that one ksmd thread scans at a time. A PMD's worth, so that a
+ * huge page never spans two blocks and two threads.
+ */
+#define KSM_BLOCK_SHIFT		PMD_SHIFT
+#define KSM_BLOCK_SIZE		(1UL << KSM_BLOCK_SHIFT)
+#define KSM_BLOCK_MASK		(~(KSM_BLOCK_SIZE - 1))
+
+/* Most ksmd threads the ksmd_threads knob allows. */
+#define KSM_MAX_THREADS		16
+
 /**
  * struct ksm_mm - a registered mm
  * @slot: hash and list linkage shared with khugepaged's helpers.
- * @items: the mm's rmap items, sorted by address.
+ * @blocks: the mm's rmap items: for each block (address >>
+ *          KSM_BLOCK_SHIFT) with items, the first of them, linked by
+ *          ->next in increasing address order.
+ * @claims: blocks of this mm claimed or parked by ksmd threads; the slot
+ *          is not freed while any are (changed under mm_list_lock).
  * @tag: the mm's merge domain key when set by prctl() or exec, else 0.
  * @serial: number of this registration (the domain in "process" mode).
  * @cgroup: cgroup v2 id of the registering task.
  * @uid: effective uid (in the initial namespace) of the registering task.
  *
- * @tag, @cgroup and @uid change under mm_list_lock and ksm_ctx.lock; see
- * domain.c.
+ * @blocks changes under ksm_ctx.lock, a claimed block's list only by the
+ * thread holding the claim. @tag, @cgroup and @uid change under
+ * mm_list_lock and ksm_ctx.lock; see domain.c.
  */
 struct ksm_mm {
 	struct mm_slot slot;
-	struct ksm_rmap_item *items;
+	struct xarray blocks;
+	unsigned int claims;
 	u64 tag;
 	u64 serial;
 	u64 cgroup;
@@ -184,19 +213,49 @@ struct ksm_mm {
 };
 
 /**
- * struct ksm_scan_cursor - where ksmd stands in its walk
- * @slot: the mm being scanned; &ksm_ctx.mm_head between passes.
- * @address: next address to look at in @slot's mm.
- * @link: where the next rmap item of @slot goes in its list.
+ * struct ksm_claim - one block handed to one ksmd thread
+ * @slot: the mm; NULL when the claim is empty.
+ * @address: next address of the block to look at.
+ * @end: end of the block.
+ * @head: the block's item list while claimed.
+ * @link: where the next item of the block goes in @head's list.
+ *
+ * A claim lives within one batch of one thread. A thread that runs out of
+ * budget mid-block parks the claim (its list back in @slot's @blocks) and
+ * any thread resumes it from @address.
+ */
+struct ksm_claim {
+	struct ksm_mm *slot;
+	unsigned long address;
+	unsigned long end;
+	struct ksm_rmap_item *head;
+	struct ksm_rmap_item **link;
+};
+
+/**
+ * struct ksm_scan_cursor - the pass in progress: which blocks are handed out
+ * @slot: the mm whose blocks are being handed out; &ksm_ctx.mm_head
+ *        between passes.
+ * @address: start of @slot's next block to hand out.
+ * @parked: claims given back unfinished, resumed before new blocks.
+ * @nr_parked: entries used in @parked.
+ * @nr_active: claims held by threads right now.
+ * @open: a pass has started and not yet been counted as complete.
  * @pass: number of passes started; unstable items of older passes are
  *        no longer in the tree.
  * @full_scans: number of passes completed.
  * @domain: merge domain key of the page being visited.
+ *
+ * A pass is complete when every block has been handed out and no claim is
+ * active or parked.
  */
 struct ksm_scan_cursor {
 	struct ksm_mm *slot;
 	unsigned long address;
-	struct ksm_rmap_item **link;
+	struct ksm_claim parked[KSM_MAX_THREADS];
+	unsigned int nr_parked;
+	unsigned int nr_active;
+	bool open;
 	unsigned int pass;
 	unsigned long full_scans;
 	u64 domain;
@@ -217,6 +276,7 @@ struct ksm_scan_cursor {
  * @merge_domain: how merge domains are formed (see domain.c).
  * @fresh_frames: a new KSM page gets a frame of its own, not the frame of
  *                one of the pages merged.
+ * @threads: number of ksmd threads scanning.
  */
 struct ksm_knobs {
 	unsigned int run;
@@ -230,6 +290,7 @@ struct ksm_knobs {
 	unsigned int huge_split_min_subpages;
 	unsigned int merge_domain;
 	bool fresh_frames;
+	unsigned int threads;
 };
 
 /**
@@ -260,10 +321,11 @@ struct ksm_stats {
 
 /**
  * struct ksm_context - the whole engine state
+ * @scan_sem: the scanner gate (see "Locking").
  * @lock: the engine lock (see "Locking").
  * @mm_list_lock: protects @mm_head's list and @mm_hash.
  * @mm_head: list head of registered mms; also the cursor's "between passes".
- * @scan: ksmd's cursor.
+ * @scan: the block dispenser of the pass in progress.
  * @knobs: tunables.
  * @stats: counters.
  * @stable_roots: stable trees, one per NUMA node or a single one.
@@ -276,9 +338,11 @@ struct ksm_stats {
  * @last_prune: jiffies of the last sweep of stale stable nodes.
  * @thread_wait: ksmd waits here while it has nothing to do.
  * @sleep_wait: ksmd sleeps here between batches.
- * @thread: the ksmd task.
+ * @pass_wait: a ksmd thread with no block left waits here for the
+ *             others to complete the pass.
  */
 struct ksm_context {
+	struct rw_semaphore scan_sem;	/* the scanner gate, see "Locking" */
 	struct mutex lock;		/* the engine lock, see "Locking" */
 	spinlock_t mm_list_lock;	/* registered mm list and hash */
 	struct ksm_mm mm_head;
@@ -294,7 +358,7 @@ struct ksm_context {
 	unsigned long last_prune;
 	wait_queue_head_t thread_wait;
 	wait_queue_head_t sleep_wait;
-	struct task_struct *thread;
+	wait_queue_head_t pass_wait;
 };
 
 extern struct ksm_context ksm_ctx;
@@ -316,6 +380,30 @@ extern struct ksm_context ksm_ctx;
 
 /* Assert that the caller holds the engine lock. */
 #define ksm_assert_locked()	lockdep_assert_held(&ksm_ctx.lock)
+
+/* Quiet the engine: no ksmd thread is within a batch; see "Locking". */
+static inline void ksm_engine_lock(void)
+{
+	down_write(&ksm_ctx.scan_sem);
+	mutex_lock(&ksm_ctx.lock);
+}
+
+static inline int ksm_engine_lock_killable(void)
+{
+	if (down_write_killable(&ksm_ctx.scan_sem))
+		return -EINTR;
+	if (mutex_lock_killable(&ksm_ctx.lock)) {
+		up_write(&ksm_ctx.scan_sem);
+		return -EINTR;
+	}
+	return 0;
+}
+
+static inline void ksm_engine_unlock(void)
+{
+	mutex_unlock(&ksm_ctx.lock);
+	up_write(&ksm_ctx.scan_sem);
+}
 
 /* An mm whose last user is gone: its page tables are about to vanish. */
 static inline bool ksm_mm_exiting(struct mm_struct *mm)
@@ -356,6 +444,8 @@ void ksm_wake_thread(void);
 int ksm_set_run(unsigned int run);
 int ksm_set_merge_across_nodes(bool across);
 int ksm_set_max_page_sharing(unsigned int max);
+int ksm_set_threads(unsigned int nr);
+u64 ksm_threads_runtime(void);
 
 u64 ksm_page_hash(struct page *page);
 
@@ -365,6 +455,8 @@ struct ksm_rmap_item *ksm_rmap_item_alloc(struct mm_struct *mm,
 void ksm_rmap_item_free(struct ksm_rmap_item *item);
 void ksm_rmap_item_forget(struct ksm_rmap_item *item);
 void ksm_rmap_list_free(struct ksm_rmap_item **link);
+void ksm_mm_items_free(struct ksm_mm *slot, unsigned long start,
+		       unsigned long end);
 int ksm_rmap_item_cache_init(void);
 
 /* unstable_tree.c */
@@ -406,7 +498,8 @@ struct vm_area_struct *ksm_find_vma(struct mm_struct *mm,
 struct page *ksm_item_page(struct ksm_rmap_item *item);
 
 /* scan.c */
-void ksm_scan_batch(unsigned int nr_pages);
+int ksm_scan_batch(struct ksm_claim *claim, unsigned int nr_pages);
+bool ksm_scan_pass_draining(void);
 int ksm_unmerge_everything(void);
 
 /* mm_slot.c */

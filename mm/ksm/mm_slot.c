@@ -89,6 +89,7 @@ int ksm_mm_enter(struct mm_struct *mm, u64 tag)
 	if (!slot)
 		return -ENOMEM;
 	mm_slot = &slot->slot;
+	xa_init(&slot->blocks);
 	ksm_domain_init_slot(slot, tag);
 
 	spin_lock(&ksm_ctx.mm_list_lock);
@@ -188,7 +189,7 @@ long ksm_zero_pages_total(void)
  * @mm: the mm; its page tables are about to be torn down.
  *
  * Frees the slot at once when ksmd holds nothing of the mm; otherwise
- * leaves it to ksmd, after waiting (through mmap_lock) for any access
+ * (items, or a block claimed by a ksmd thread) leaves it to ksmd, after waiting (through mmap_lock) for any access
  * ksmd is making to the mm right now.
  */
 void __ksm_exit(struct mm_struct *mm)
@@ -201,8 +202,8 @@ void __ksm_exit(struct mm_struct *mm)
 	mm_slot = mm_slot_lookup(ksm_mm_table, mm);
 	if (mm_slot)
 		slot = mm_slot_entry(mm_slot, struct ksm_mm, slot);
-	if (slot && slot != ksm_ctx.scan.slot) {
-		if (!READ_ONCE(slot->items)) {
+	if (slot && slot != ksm_ctx.scan.slot && !slot->claims) {
+		if (xa_empty(&slot->blocks)) {
 			hash_del(&slot->slot.hash);
 			list_del(&slot->slot.mm_node);
 			free_now = true;

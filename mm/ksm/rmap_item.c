@@ -103,6 +103,31 @@ void ksm_rmap_list_free(struct ksm_rmap_item **link)
 }
 
 /**
+ * ksm_mm_items_free() - free the items of an mm's blocks in a range
+ * @slot: the mm.
+ * @start: first address of the range.
+ * @end: last address of the range, inclusive.
+ *
+ * Frees every block of @slot that starts within [@start, @end]; no block
+ * of the range may be claimed.
+ *
+ * Context: ksm_ctx.lock held.
+ */
+void ksm_mm_items_free(struct ksm_mm *slot, unsigned long start,
+		       unsigned long end)
+{
+	struct ksm_rmap_item *head;
+	unsigned long index;
+
+	ksm_assert_locked();
+	xa_for_each_range(&slot->blocks, index, head,
+			  start >> KSM_BLOCK_SHIFT, end >> KSM_BLOCK_SHIFT) {
+		xa_erase(&slot->blocks, index);
+		ksm_rmap_list_free(&head);
+	}
+}
+
+/**
  * ksm_rmap_item_cache_init() - create the slab cache for items
  *
  * Return: 0 or -ENOMEM.

@@ -2,18 +2,31 @@
 /*
  * Kernel Samepage Merging: the scanner.
  *
- * ksmd walks the registered mms in list order and, within each, the
- * mergeable VMAs in address order. One page table walk collects a small
- * batch of anonymous pages (with a reference each); the mmap_lock is then
- * dropped and each page is visited: hashed, looked up in the stable tree,
- * then in the unstable tree, and merged where a twin turns up.
+ * A pass walks the registered mms in list order and, within each, the
+ * mergeable VMAs in address order. The address space of an mm is cut into
+ * blocks (KSM_BLOCK_SIZE, aligned); the cursor (ksm_ctx.scan) hands them
+ * out one at a time to the ksmd threads, and each block's rmap items form
+ * a list of their own (ksm_mm.blocks), so a thread owns the list of the
+ * block it claimed and threads never share a cursor.
  *
- * The cursor (ksm_ctx.scan) moves forward only. When it passes the last mm
- * a pass is complete: full_scans goes up and the unstable tree is
- * forgotten. The cursor's ->slot is changed under mm_list_lock, because
- * __ksm_enter() and __ksm_exit() read it to decide where a slot goes.
+ * A page of a claimed block is visited in four steps:
  *
- * Everything here runs under ksm_ctx.lock.
+ * 1. a page table walk under the mmap_lock finds it (with a reference);
+ * 2. under ksm_ctx.lock it gets its rmap item, and a page still merged or
+ *    skipped by smart scan is done with;
+ * 3. with no lock held, its content is hashed;
+ * 4. under ksm_ctx.lock it is looked up in the stable tree, then in the
+ *    unstable tree, and merged where a twin turns up.
+ *
+ * Steps 1 and 3, most of the cost of a page that does not merge, run in
+ * parallel on as many threads as the ksmd_threads knob asks for. Between
+ * steps 2 and 4 the item is in no tree, so no other thread can reach it.
+ *
+ * A pass is complete when every block was handed out and no claim is
+ * left: full_scans goes up, and the next pass starts with an empty
+ * unstable tree. The cursor's ->slot is changed under mm_list_lock,
+ * because __ksm_enter() and __ksm_exit() read it to decide where a slot
+ * goes.
  */
 
 #include <linux/mm.h>
@@ -156,51 +169,116 @@ static const struct mm_walk_ops ksm_batch_ops = {
 };
 
 /*
- * Collect pages of @mm from the cursor on, within one mergeable VMA.
- * Moves the cursor past them; sets it to ULONG_MAX when the mm is done.
+ * Find the first anonymous page of @mm in a mergeable VMA at or after
+ * *@from and before @end, and move *@from past it. Returns the page, with
+ * a reference, and its address in *@addr; NULL when there is none. The
+ * walk skips unpopulated page tables whole, so holes cost little.
  */
-static void ksm_scan_collect_mm(struct mm_struct *mm,
-				struct ksm_page_batch *batch)
+static struct page *ksm_find_page(struct mm_struct *mm, unsigned long *from,
+				  unsigned long end, unsigned long *addr)
 {
-	VMA_ITERATOR(vmi, mm, ksm_ctx.scan.address);
-	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
+	struct ksm_page_batch batch = { .max = KSM_BATCH };
+	VMA_ITERATOR(vmi, mm, *from);
 	struct vm_area_struct *vma;
+	unsigned long stop;
 
-	for_each_vma(vmi, vma) {
+	mmap_read_lock(mm);
+	for_each_vma_range(vmi, vma, end) {
+		if (ksm_mm_exiting(mm))
+			break;
 		if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
 			continue;
-		batch->next = vma->vm_end;
-		walk_page_range_vma(vma, max(cur->address, vma->vm_start),
-				    vma->vm_end, &ksm_batch_ops, batch);
-		cur->address = batch->next;
-		if (batch->nr || ksm_mm_exiting(mm))
-			return;
+		stop = min(vma->vm_end, end);
+		batch.next = stop;
+		walk_page_range_vma(vma, max(*from, vma->vm_start), stop,
+				    &ksm_batch_ops, &batch);
+		*from = batch.next;
+		if (batch.nr)
+			break;
 	}
-	cur->address = ULONG_MAX;
+	mmap_read_unlock(mm);
+
+	if (!batch.nr)
+		return NULL;
+	*addr = batch.addr[0];
+	return batch.page[0];
 }
 
-/* The item for @addr, reusing the cursor's next item or making one. */
-static struct ksm_rmap_item *ksm_scan_item_at(struct mm_struct *mm,
-					      unsigned long addr)
+/* The next page of @claim's block, as ksm_find_page(). */
+static struct page *ksm_claim_next_page(struct ksm_claim *claim,
+					unsigned long *addr)
 {
-	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
+	struct page *page;
+
+	page = ksm_find_page(claim->slot->slot.mm, &claim->address,
+			     claim->end, addr);
+	if (!page)
+		claim->address = claim->end;
+	return page;
+}
+
+/* Index of @claim's block in its mm's ->blocks. */
+static unsigned long ksm_claim_index(const struct ksm_claim *claim)
+{
+	return (claim->end - 1) >> KSM_BLOCK_SHIFT;
+}
+
+/* Take up @claim's block list, the cursor at claim->address. */
+static void ksm_claim_load(struct ksm_claim *claim)
+{
+	struct ksm_rmap_item **link;
+
+	ksm_assert_locked();
+	claim->head = xa_load(&claim->slot->blocks, ksm_claim_index(claim));
+	link = &claim->head;
+	while (*link && ksm_item_addr(*link) < claim->address)
+		link = &(*link)->next;
+	claim->link = link;
+}
+
+/*
+ * Put @claim's block list back where everybody finds it. Without memory
+ * for a new entry, the block's items are dropped: they are made again on
+ * the next visit.
+ */
+static void ksm_claim_store(struct ksm_claim *claim)
+{
+	struct xarray *blocks = &claim->slot->blocks;
+	void *old;
+
+	ksm_assert_locked();
+	if (!claim->head) {
+		xa_erase(blocks, ksm_claim_index(claim));
+		return;
+	}
+	old = xa_store(blocks, ksm_claim_index(claim), claim->head,
+		       GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN);
+	if (xa_is_err(old))
+		ksm_rmap_list_free(&claim->head);
+}
+
+/* The item for @addr, reusing the claim's next item or making one. */
+static struct ksm_rmap_item *ksm_claim_item_at(struct ksm_claim *claim,
+					       unsigned long addr)
+{
 	struct ksm_rmap_item *item;
 
+	ksm_assert_locked();
 	/* Items the cursor skipped over no longer have a page. */
-	while (*cur->link && ksm_item_addr(*cur->link) < addr) {
-		item = *cur->link;
-		*cur->link = item->next;
+	while (*claim->link && ksm_item_addr(*claim->link) < addr) {
+		item = *claim->link;
+		*claim->link = item->next;
 		ksm_rmap_item_free(item);
 	}
-	item = *cur->link;
+	item = *claim->link;
 	if (!item || ksm_item_addr(item) != addr) {
-		item = ksm_rmap_item_alloc(mm, addr);
+		item = ksm_rmap_item_alloc(claim->slot->slot.mm, addr);
 		if (!item)
 			return NULL;
-		item->next = *cur->link;
-		*cur->link = item;
+		item->next = *claim->link;
+		*claim->link = item;
 	}
-	cur->link = &item->next;
+	claim->link = &item->next;
 	return item;
 }
 
@@ -219,7 +297,7 @@ static bool ksm_scan_start_pass(void)
 		return false;
 
 	cur->address = 0;
-	cur->link = &first->items;
+	cur->open = true;
 	/*
 	 * Freshly faulted pages can sit in per-CPU LRU batches for a long
 	 * time; the reference those hold would make every merge of them
@@ -237,8 +315,44 @@ static bool ksm_scan_start_pass(void)
 	return true;
 }
 
-/* Leave the cursor's mm; reap it if it exited. */
-static void ksm_scan_next_mm(bool count_pass)
+/*
+ * Count the pass as complete if it is: every block handed out, none still
+ * claimed or parked. Returns true when it did.
+ */
+static bool ksm_scan_try_end_pass(void)
+{
+	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
+
+	if (!cur->open || cur->slot != &ksm_ctx.mm_head || cur->nr_active ||
+	    cur->nr_parked)
+		return false;
+	WRITE_ONCE(cur->open, false);
+	cur->full_scans++;
+	trace_ksm_stop_scan(cur->full_scans, ksm_ctx.stats.rmap_items);
+	ksm_advisor_pass_end();
+	wake_up_all(&ksm_ctx.pass_wait);
+	return true;
+}
+
+/**
+ * ksm_scan_pass_draining() - must a thread wait for the others?
+ *
+ * True while every block of the pass is handed out, none is parked and
+ * some thread still scans its block. Read without locks, as a wait
+ * condition: the thread that changes any of it wakes ksm_ctx.pass_wait.
+ *
+ * Return: true when a thread asking for a block now would get none.
+ */
+bool ksm_scan_pass_draining(void)
+{
+	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
+
+	return READ_ONCE(cur->open) && READ_ONCE(cur->slot) == &ksm_ctx.mm_head &&
+	       !READ_ONCE(cur->nr_parked) && READ_ONCE(cur->nr_active);
+}
+
+/* Leave the cursor's mm; reap it if it exited and nobody holds a block. */
+static void ksm_scan_next_mm(void)
 {
 	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
 	struct ksm_mm *slot = cur->slot, *next;
@@ -247,8 +361,8 @@ static void ksm_scan_next_mm(bool count_pass)
 
 	spin_lock(&ksm_ctx.mm_list_lock);
 	next = list_next_entry(slot, slot.mm_node);
-	cur->slot = next;
-	reap = ksm_mm_exiting(mm);
+	WRITE_ONCE(cur->slot, next);
+	reap = ksm_mm_exiting(mm) && !slot->claims;
 	if (reap) {
 		hash_del(&slot->slot.hash);
 		list_del(&slot->slot.mm_node);
@@ -256,55 +370,131 @@ static void ksm_scan_next_mm(bool count_pass)
 	spin_unlock(&ksm_ctx.mm_list_lock);
 
 	cur->address = 0;
-	cur->link = &next->items;
 	if (reap) {
-		ksm_rmap_list_free(&slot->items);
+		ksm_mm_items_free(slot, 0, ULONG_MAX);
 		ksm_mm_free(slot);
 		clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
 		clear_bit(MMF_VM_MERGEABLE, &mm->flags);
 		mmdrop(mm);
 	}
-	if (next == &ksm_ctx.mm_head && count_pass) {
-		cur->full_scans++;
-		trace_ksm_stop_scan(cur->full_scans, ksm_ctx.stats.rmap_items);
-		ksm_advisor_pass_end();
-	}
 }
 
 /*
- * Fill @batch with the next pages to visit and give each its item.
- * Returns the number of pages; 0 when no mm is registered or a pass
- * just ended.
+ * Claim the next block of the cursor's mm that has a page to visit. Items
+ * of the blocks passed over are freed: they have no page left to
+ * visit. Returns false when the mm has no such block left.
  */
-static unsigned int ksm_scan_collect(struct ksm_page_batch *batch,
-				     struct ksm_rmap_item **items)
+static bool ksm_scan_next_block(struct ksm_claim *claim)
 {
 	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
-	struct mm_struct *mm;
-	unsigned int i;
+	struct ksm_mm *slot = cur->slot;
+	unsigned long from = cur->address, start = ULONG_MAX, addr;
+	struct page *page;
 
-	if (cur->slot == &ksm_ctx.mm_head && !ksm_scan_start_pass())
-		return 0;
-
-	while (cur->slot != &ksm_ctx.mm_head) {
-		mm = cur->slot->slot.mm;
-		batch->nr = 0;
-		mmap_read_lock(mm);
-		if (!ksm_mm_exiting(mm))
-			ksm_scan_collect_mm(mm, batch);
-		mmap_read_unlock(mm);
-
-		if (batch->nr) {
-			for (i = 0; i < batch->nr; i++)
-				items[i] = ksm_scan_item_at(mm,
-							    batch->addr[i]);
-			return batch->nr;
-		}
-		/* Whatever is left on the list lies beyond the last page. */
-		ksm_rmap_list_free(cur->link);
-		ksm_scan_next_mm(true);
+	/* The block of the next page: blocks without any are not handed out. */
+	page = ksm_find_page(slot->slot.mm, &from, ULONG_MAX, &addr);
+	if (page) {
+		start = addr & KSM_BLOCK_MASK;
+		put_page(page);
 	}
+
+	if (start != cur->address)
+		ksm_mm_items_free(slot, cur->address,
+				  start == ULONG_MAX ? ULONG_MAX : start - 1);
+	if (start == ULONG_MAX)
+		return false;
+
+	cur->address = start + KSM_BLOCK_SIZE;
+	spin_lock(&ksm_ctx.mm_list_lock);
+	slot->claims++;
+	spin_unlock(&ksm_ctx.mm_list_lock);
+	claim->slot = slot;
+	claim->address = start;
+	claim->end = start + KSM_BLOCK_SIZE;
+	return true;
+}
+
+/*
+ * Give @claim a block to scan: a parked one first, else the next one of
+ * the pass, starting a pass if none is open.
+ *
+ * Returns 0; -EAGAIN when every block of the pass is handed out but other
+ * threads still scan theirs; -ENOENT when no mm is registered or the pass
+ * just ended.
+ */
+static int ksm_claim_get(struct ksm_claim *claim)
+{
+	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
+
+	ksm_assert_locked();
+	if (cur->nr_parked) {
+		*claim = cur->parked[--cur->nr_parked];
+		goto claimed;
+	}
+	if (!cur->open && !ksm_scan_start_pass())
+		return -ENOENT;
+	while (cur->slot != &ksm_ctx.mm_head) {
+		if (ksm_scan_next_block(claim))
+			goto claimed;
+		ksm_scan_next_mm();
+	}
+	return ksm_scan_try_end_pass() ? -ENOENT : -EAGAIN;
+
+claimed:
+	WRITE_ONCE(cur->nr_active, cur->nr_active + 1);
+	ksm_claim_load(claim);
 	return 0;
+}
+
+/* Drop a claim whose slot no longer needs keeping for it. */
+static void ksm_claim_drop(struct ksm_claim *claim)
+{
+	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
+
+	spin_lock(&ksm_ctx.mm_list_lock);
+	claim->slot->claims--;
+	spin_unlock(&ksm_ctx.mm_list_lock);
+	claim->slot = NULL;
+	WRITE_ONCE(cur->nr_active, cur->nr_active - 1);
+	ksm_scan_try_end_pass();
+}
+
+/* The block is done: items beyond its last page go, the list goes back. */
+static void ksm_claim_finish(struct ksm_claim *claim)
+{
+	ksm_assert_locked();
+	ksm_rmap_list_free(claim->link);
+	ksm_claim_store(claim);
+	ksm_claim_drop(claim);
+}
+
+/* Out of budget mid-block: leave the rest of the block to any thread. */
+static void ksm_claim_park(struct ksm_claim *claim)
+{
+	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
+
+	ksm_assert_locked();
+	if (WARN_ON_ONCE(cur->nr_parked == KSM_MAX_THREADS)) {
+		ksm_claim_finish(claim);
+		return;
+	}
+	ksm_claim_store(claim);
+	cur->parked[cur->nr_parked] = *claim;
+	WRITE_ONCE(cur->nr_parked, cur->nr_parked + 1);
+	WRITE_ONCE(cur->nr_active, cur->nr_active - 1);
+	claim->slot = NULL;
+	wake_up_all(&ksm_ctx.pass_wait);
+}
+
+/* Forget every parked claim (run=2 walks and frees all lists itself). */
+static void ksm_scan_unpark_all(void)
+{
+	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
+
+	spin_lock(&ksm_ctx.mm_list_lock);
+	while (cur->nr_parked)
+		cur->parked[--cur->nr_parked].slot->claims--;
+	spin_unlock(&ksm_ctx.mm_list_lock);
 }
 
 /*
@@ -544,27 +734,43 @@ static bool ksm_scan_settled(struct ksm_rmap_item *item, u64 hash)
 	return !changed;
 }
 
-/* Visit one page: find it a twin or file it for later. */
-static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page)
+/*
+ * Step 2 of a visit: is there more to do than for a page still merged or
+ * one smart scan skips? If so the item is left in no tree, and the page
+ * must be hashed.
+ */
+static bool ksm_scan_visit_start(struct ksm_rmap_item *item, struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	ksm_assert_locked();
+	if (item->state == KSM_ITEM_STABLE && folio_test_ksm(folio) &&
+	    ksm_folio_node(folio) == item->stable) {
+		ksm_ctx.stats.pages_scanned++;
+		return false;	/* still merged */
+	}
+	ksm_rmap_item_forget(item);
+	if (ksm_scan_skip(item))
+		return false;
+	ksm_ctx.stats.pages_scanned++;
+	return true;
+}
+
+/*
+ * Step 4 of a visit: find the page of @item, in @slot's mm, a twin or file
+ * it for later. @content is the page's hash.
+ */
+static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page,
+			   u64 content, struct ksm_mm *slot)
 {
 	struct folio *folio = page_folio(page), *kfolio;
 	struct ksm_rmap_item *tree_item;
 	struct page *tree_page;
-	u64 content, hash;
+	u64 hash;
 
-	if (item->state == KSM_ITEM_STABLE && folio_test_ksm(folio) &&
-	    ksm_folio_node(folio) == item->stable) {
-		ksm_ctx.stats.pages_scanned++;
-		return;		/* still merged */
-	}
-	ksm_rmap_item_forget(item);
-	if (ksm_scan_skip(item))
-		return;
-	ksm_ctx.stats.pages_scanned++;
-
+	ksm_assert_locked();
 	/* Pages are filed, and found, under a hash keyed by their domain. */
-	ksm_ctx.scan.domain = ksm_slot_domain(ksm_ctx.scan.slot);
-	content = ksm_page_hash(page);
+	ksm_ctx.scan.domain = ksm_slot_domain(slot);
 	hash = ksm_domain_hash(content, ksm_ctx.scan.domain);
 	kfolio = ksm_stable_lookup(page, hash, page_to_nid(page));
 	if (kfolio) {
@@ -602,32 +808,71 @@ static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page)
 	ksm_scan_merge_pair(item, page, tree_item, tree_page);
 }
 
+/* Visit @page, at @addr in @claim's block: steps 2 to 4. */
+static void ksm_scan_page(struct ksm_claim *claim, struct page *page,
+			  unsigned long addr)
+{
+	struct ksm_rmap_item *item;
+	bool hash_it = false;
+	u64 content;
+
+	mutex_lock(&ksm_ctx.lock);
+	item = ksm_claim_item_at(claim, addr);
+	if (item)
+		hash_it = ksm_scan_visit_start(item, page);
+	mutex_unlock(&ksm_ctx.lock);
+	if (!hash_it)
+		return;
+
+	content = ksm_page_hash(page);
+
+	mutex_lock(&ksm_ctx.lock);
+	ksm_scan_visit(item, page, content, claim->slot);
+	mutex_unlock(&ksm_ctx.lock);
+}
+
 /**
- * ksm_scan_batch() - let ksmd visit up to @nr_pages pages
+ * ksm_scan_batch() - let one ksmd thread visit up to @nr_pages pages
+ * @claim: the thread's claim, empty on entry and on return.
  * @nr_pages: the budget.
  *
- * Context: ksm_ctx.lock held; may sleep.
+ * Context: ksm_ctx.scan_sem held for read; takes ksm_ctx.lock; may sleep.
+ * Return: 0, or -EAGAIN when the thread ran out of blocks while others
+ * still finish the pass.
  */
-void ksm_scan_batch(unsigned int nr_pages)
+int ksm_scan_batch(struct ksm_claim *claim, unsigned int nr_pages)
 {
-	struct ksm_rmap_item *items[KSM_BATCH];
-	struct ksm_page_batch batch;
-	unsigned int i, nr;
+	unsigned long addr;
+	struct page *page;
+	int err = 0;
 
-	ksm_assert_locked();
+	lockdep_assert_held_read(&ksm_ctx.scan_sem);
 	while (nr_pages) {
-		batch.max = min_t(unsigned int, nr_pages, KSM_BATCH);
-		nr = ksm_scan_collect(&batch, items);
-		if (!nr)
-			return;
-		for (i = 0; i < nr; i++) {
-			if (items[i])
-				ksm_scan_visit(items[i], batch.page[i]);
-			put_page(batch.page[i]);
+		if (!claim->slot) {
+			mutex_lock(&ksm_ctx.lock);
+			err = ksm_claim_get(claim);
+			mutex_unlock(&ksm_ctx.lock);
+			if (err)
+				break;
 		}
-		nr_pages -= nr;
+		page = ksm_claim_next_page(claim, &addr);
+		if (!page) {
+			mutex_lock(&ksm_ctx.lock);
+			ksm_claim_finish(claim);
+			mutex_unlock(&ksm_ctx.lock);
+			continue;
+		}
+		ksm_scan_page(claim, page, addr);
+		put_page(page);
+		nr_pages--;
 		cond_resched();
 	}
+	if (claim->slot) {
+		mutex_lock(&ksm_ctx.lock);
+		ksm_claim_park(claim);
+		mutex_unlock(&ksm_ctx.lock);
+	}
+	return err == -EAGAIN ? err : 0;
 }
 
 /* Break every KSM page of @mm and drop its items. */
@@ -647,7 +892,7 @@ static int ksm_unmerge_mm(struct mm_struct *mm, struct ksm_mm *slot)
 		if (err)
 			break;
 	}
-	ksm_rmap_list_free(&slot->items);
+	ksm_mm_items_free(slot, 0, ULONG_MAX);
 	mmap_read_unlock(mm);
 	return err;
 }
@@ -657,9 +902,10 @@ static int ksm_unmerge_mm(struct mm_struct *mm, struct ksm_mm *slot)
  *
  * Walks every registered mm with the scan cursor (so that exiting mms are
  * handed to us, not freed under us), unmerges it and drops its items, then
- * empties the stable tree and resets full_scans.
+ * empties the stable tree and resets full_scans. Parked claims are
+ * forgotten and the pass in progress abandoned: the next one starts over.
  *
- * Context: ksm_ctx.lock held; may sleep.
+ * Context: ksm_engine_lock() held; may sleep.
  * Return: 0, -ENOMEM, or -ERESTARTSYS when a signal interrupted it.
  */
 int ksm_unmerge_everything(void)
@@ -668,6 +914,9 @@ int ksm_unmerge_everything(void)
 	int err = 0;
 
 	ksm_assert_locked();
+	lockdep_assert_held_write(&ksm_ctx.scan_sem);
+	WARN_ON_ONCE(cur->nr_active);
+	ksm_scan_unpark_all();
 	spin_lock(&ksm_ctx.mm_list_lock);
 	cur->slot = list_next_entry(&ksm_ctx.mm_head, slot.mm_node);
 	spin_unlock(&ksm_ctx.mm_list_lock);
@@ -676,11 +925,14 @@ int ksm_unmerge_everything(void)
 		err = ksm_unmerge_mm(cur->slot->slot.mm, cur->slot);
 		if (err)
 			break;
-		ksm_scan_next_mm(false);
+		ksm_scan_next_mm();
 	}
+	/* The pass in progress, if any, is abandoned. */
+	WRITE_ONCE(cur->open, false);
+	wake_up_all(&ksm_ctx.pass_wait);
 	if (err) {
 		spin_lock(&ksm_ctx.mm_list_lock);
-		cur->slot = &ksm_ctx.mm_head;
+		WRITE_ONCE(cur->slot, &ksm_ctx.mm_head);
 		spin_unlock(&ksm_ctx.mm_list_lock);
 		return err;
 	}

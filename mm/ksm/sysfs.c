@@ -134,6 +134,27 @@ static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
 }
 KSM_ATTR_RW(run);
 
+/* Not in 6.12: the number of ksmd threads, see mm/ksm/scan.c. */
+static ssize_t ksmd_threads_show(struct kobject *kobj,
+				 struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(ksm_ctx.knobs.threads));
+}
+
+static ssize_t ksmd_threads_store(struct kobject *kobj,
+				  struct kobj_attribute *attr,
+				  const char *buf, size_t count)
+{
+	unsigned int nr;
+	int err;
+
+	if (kstrtouint(buf, 10, &nr))
+		return -EINVAL;
+	err = ksm_set_threads(nr);
+	return err ? err : count;
+}
+KSM_ATTR_RW(ksmd_threads);
+
 /* merging policy */
 
 static ssize_t merge_across_nodes_show(struct kobject *kobj,
@@ -324,6 +345,7 @@ static struct attribute *ksm_attrs[] = {
 	&huge_split_min_subpages_knob.attr.attr,
 	&merge_domain_attr.attr,
 	&merge_fresh_frames_knob.attr.attr,
+	&ksmd_threads_attr.attr,
 	&advisor_mode_attr.attr,
 	&advisor_max_cpu_attr.attr,
 	&advisor_min_pages_to_scan_attr.attr,

@@ -59,6 +59,7 @@ ksm_defaults() {
 	ksm_set huge_split_min_subpages 64
 	ksm_set merge_domain user
 	ksm_set merge_fresh_frames 1
+	ksm_set ksmd_threads 1
 	ksm_set run 0
 }
 

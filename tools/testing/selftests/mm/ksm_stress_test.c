@@ -174,6 +174,7 @@ static const char *const knob_names[] = {
 	"run", "pages_to_scan", "sleep_millisecs", "merge_across_nodes",
 	"use_zero_pages", "max_page_sharing",
 	"stable_node_chains_prune_millisecs", "smart_scan", "advisor_mode",
+	"ksmd_threads",
 };
 #define NKNOBS (sizeof(knob_names) / sizeof(knob_names[0]))
 
@@ -961,6 +962,7 @@ static void restore_knobs(void)
 		"merge_across_nodes", "max_page_sharing", "use_zero_pages",
 		"smart_scan", "stable_node_chains_prune_millisecs",
 		"sleep_millisecs", "pages_to_scan", "advisor_mode",
+		"ksmd_threads",
 	};
 	size_t i;
 
@@ -2574,6 +2576,23 @@ static void knobs_run2(const char *when, struct region *z, struct region *ch)
 }
 
 /* run 0/1/2, merge_across_nodes, use_zero_pages, max_page_sharing. */
+/* Change the number of ksmd threads a few times while ksmd runs. */
+static void knobs_toggle_threads(void)
+{
+	static const char *const counts[] = { "4", "1", "3", "2" };
+	size_t i;
+	int err;
+
+	if (access(KSM_DIR "/ksmd_threads", F_OK))
+		return;
+	for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		err = ksm_set("ksmd_threads", counts[i]);
+		if (err)
+			fail("ksmd_threads=%s: %s", counts[i], strerror(-err));
+		msleep(50);
+	}
+}
+
 static int phase_knobs(void)
 {
 	size_t n = sz(512), i;
@@ -2601,6 +2620,7 @@ static int phase_knobs(void)
 	region_verify(z);
 	if (ksm_set("run", "1"))
 		fail("run=1");
+	knobs_toggle_threads();
 	wait_scans(2, "knobs: run=1 again");
 	region_verify(z);
 
@@ -2983,6 +3003,24 @@ static bool phase_selected(const char *name)
 	return sel;
 }
 
+/*
+ * Our KSM scans with several ksmd threads when asked: phases take turns
+ * with 1, 2 and 3 of them, so that every phase meets both.
+ */
+static void set_phase_threads(const struct phase *p)
+{
+	char val[8];
+	int err;
+
+	if (access(KSM_DIR "/ksmd_threads", F_OK))
+		return;
+	snprintf(val, sizeof(val), "%d", 1 + (int)((p - phases) + g_round) % 3);
+	err = ksm_set("ksmd_threads", val);
+	if (err)
+		fail("ksmd_threads=%s: %s", val, strerror(-err));
+	printf("# [%s] ksmd_threads=%s\n", p->name, val);
+}
+
 static void run_phase(struct phase *p)
 {
 	long c0 = sh->corrupt_pages[0];
@@ -2998,6 +3036,7 @@ static void run_phase(struct phase *p)
 	       p->name, g_round, ksm_get("pages_shared"), ksm_get("pages_sharing"),
 	       ksm_get("full_scans"));
 	fflush(stdout);
+	set_phase_threads(p);
 	rc = p->fn();
 	if (!ksm_running()) {
 		fail("ksmd left stopped (run=%ld), restarting it", ksm_get("run"));

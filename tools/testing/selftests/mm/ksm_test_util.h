@@ -262,6 +262,7 @@ static const char *const ksm_rw_knobs[] = {
 	"huge_split_min_subpages",	/* ours only: skipped where absent */
 	"merge_domain",			/* ours only; needs no KSM pages */
 	"merge_fresh_frames",		/* ours only */
+	"ksmd_threads",			/* ours only */
 	"stable_node_chains_prune_millisecs",
 	"sleep_millisecs",
 	"advisor_max_cpu",
