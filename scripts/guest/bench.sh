@@ -27,11 +27,11 @@ SCAN="-s 4000 -S 0"
 # Sizes (MiB per process).  Quick mode: a few minutes per kernel.
 if [ "$QUICK" = 1 ]; then
 	NODUPS_MIB=64 ALLDUPS_MIB=32 MIX_MIB=16 THP_MIB=16
-	SCALE="16k:64 64k:256" THREADS_MIB=64
+	SCALE="16k:64 64k:256" THREADS_MIB=128
 	KT_MIB=32 CO_MIB=64 CO_SECS=2
 else
 	NODUPS_MIB=512 ALLDUPS_MIB=128 MIX_MIB=64 THP_MIB=64
-	SCALE="16k:64 512k:2048" THREADS_MIB=256
+	SCALE="16k:64 512k:2048" THREADS_MIB=512
 	KT_MIB=256 CO_MIB=256 CO_SECS=5
 fi
 
@@ -106,14 +106,16 @@ for s in $SCALE; do
 done
 
 # Parallel scanning: only where the kernel has a ksmd thread count knob.
+# Three full scans of 512 MiB: a second or more of scanning, so that the
+# 50 ms sampling and thread start-up are lost in it.
 knob=
 for k in ksmd_threads scan_threads nr_scan_threads threads; do
 	[ -w /sys/kernel/mm/ksm/$k ] && knob=$k && break
 done
 if selected threads; then
 	if [ -n "$knob" ]; then
-		run threads_1 nodups -p 1 -m $THREADS_MIB -n 2 -k "$knob=1" $SCAN
-		run threads_2 nodups -p 1 -m $THREADS_MIB -n 2 -k "$knob=2" $SCAN
+		run threads_1 nodups -p 1 -m $THREADS_MIB -n 3 -k "$knob=1" $SCAN
+		run threads_2 nodups -p 1 -m $THREADS_MIB -n 3 -k "$knob=2" $SCAN
 	else
 		mark "BENCH threads_2 na no_thread_knob"
 	fi
