@@ -16,30 +16,46 @@
 static struct kmem_cache *ksm_rmap_item_cache;
 
 /**
- * ksm_rmap_item_alloc() - allocate a fresh item for one page
+ * ksm_rmap_item_new() - allocate an item, not yet tracking any page
+ *
+ * Context: any sleepable context; no lock needed.
+ * Return: a zeroed item, or NULL without memory.
+ */
+struct ksm_rmap_item *ksm_rmap_item_new(void)
+{
+	return kmem_cache_zalloc(ksm_rmap_item_cache, GFP_KERNEL |
+				 __GFP_NORETRY | __GFP_NOWARN);
+}
+
+/**
+ * ksm_rmap_item_track() - make a new item the record of one page
+ * @item: from ksm_rmap_item_new().
  * @mm: the page's mm.
  * @address: page-aligned user address.
  *
+ * The item is counted from now on, in state KSM_ITEM_NEW.
+ *
  * Context: ksm_ctx.lock held.
- * Return: the item in state KSM_ITEM_NEW, or NULL without memory.
  */
-struct ksm_rmap_item *ksm_rmap_item_alloc(struct mm_struct *mm,
-					  unsigned long address)
+void ksm_rmap_item_track(struct ksm_rmap_item *item, struct mm_struct *mm,
+			 unsigned long address)
 {
-	struct ksm_rmap_item *item;
-
 	ksm_assert_locked();
-	item = kmem_cache_zalloc(ksm_rmap_item_cache, GFP_KERNEL |
-				 __GFP_NORETRY | __GFP_NOWARN);
-	if (!item)
-		return NULL;
-
 	item->mm = mm;
 	item->vpn = address >> PAGE_SHIFT;
 	item->state = KSM_ITEM_NEW;
 	ksm_ctx.stats.rmap_items++;
 	mm->ksm_rmap_items++;
-	return item;
+}
+
+/**
+ * ksm_rmap_item_discard() - free an item ksm_rmap_item_track() never saw
+ * @item: the item, or NULL.
+ */
+void ksm_rmap_item_discard(struct ksm_rmap_item *item)
+{
+	if (item)
+		kmem_cache_free(ksm_rmap_item_cache, item);
 }
 
 /**

@@ -9,18 +9,19 @@
  * a list of their own (ksm_mm.blocks), so a thread owns the list of the
  * block it claimed and threads never share a cursor.
  *
- * A page of a claimed block is visited in four steps:
+ * A page of a claimed block is visited in three steps:
  *
  * 1. a page table walk under the mmap_lock finds it (with a reference);
- * 2. under ksm_ctx.lock it gets its rmap item, and a page still merged or
- *    skipped by smart scan is done with;
- * 3. with no lock held, its content is hashed;
- * 4. under ksm_ctx.lock it is looked up in the stable tree, then in the
+ * 2. with no lock held, its content is hashed (unless it looks still
+ *    merged or due for a smart-scan skip), and a new rmap item is
+ *    allocated if the block has none for it yet;
+ * 3. under ksm_ctx.lock it gets its item; a page still merged or skipped
+ *    is done with, any other is looked up in the stable tree, then in the
  *    unstable tree, and merged where a twin turns up.
  *
- * Steps 1 and 3, most of the cost of a page that does not merge, run in
- * parallel on as many threads as the ksmd_threads knob asks for. Between
- * steps 2 and 4 the item is in no tree, so no other thread can reach it.
+ * Steps 1 and 2, most of the cost of a page that does not merge, run in
+ * parallel on as many threads as the ksmd_threads knob asks for; step 3 is
+ * one short critical section per page.
  *
  * A pass is complete when every block was handed out and no claim is
  * left: full_scans goes up, and the next pass starts with an empty
@@ -257,9 +258,29 @@ static void ksm_claim_store(struct ksm_claim *claim)
 		ksm_rmap_list_free(&claim->head);
 }
 
-/* The item for @addr, reusing the claim's next item or making one. */
+/*
+ * Without the lock: the item the claim has for @addr, or NULL. Only this
+ * thread changes the block's list; other threads may change an item's
+ * state bits, which share a word with ->vpn, hence the marked reads.
+ */
+static struct ksm_rmap_item *ksm_claim_peek(struct ksm_claim *claim,
+					    unsigned long addr)
+{
+	struct ksm_rmap_item *item = *claim->link;
+
+	while (item && data_race(ksm_item_addr(item)) < addr)
+		item = item->next;
+	return item && data_race(ksm_item_addr(item)) == addr ? item : NULL;
+}
+
+/*
+ * The item for @addr, reusing the claim's next item or, if there is none,
+ * tracking *@spare (which is then cleared). NULL if a new item is needed
+ * and *@spare is NULL.
+ */
 static struct ksm_rmap_item *ksm_claim_item_at(struct ksm_claim *claim,
-					       unsigned long addr)
+					       unsigned long addr,
+					       struct ksm_rmap_item **spare)
 {
 	struct ksm_rmap_item *item;
 
@@ -272,9 +293,11 @@ static struct ksm_rmap_item *ksm_claim_item_at(struct ksm_claim *claim,
 	}
 	item = *claim->link;
 	if (!item || ksm_item_addr(item) != addr) {
-		item = ksm_rmap_item_alloc(claim->slot->slot.mm, addr);
+		item = *spare;
 		if (!item)
 			return NULL;
+		*spare = NULL;
+		ksm_rmap_item_track(item, claim->slot->slot.mm, addr);
 		item->next = *claim->link;
 		*claim->link = item;
 	}
@@ -735,9 +758,8 @@ static bool ksm_scan_settled(struct ksm_rmap_item *item, u64 hash)
 }
 
 /*
- * Step 2 of a visit: is there more to do than for a page still merged or
- * one smart scan skips? If so the item is left in no tree, and the page
- * must be hashed.
+ * Is there more to do than for a page still merged or one smart scan
+ * skips? If so the item is left in no tree, and the page's hash is needed.
  */
 static bool ksm_scan_visit_start(struct ksm_rmap_item *item, struct page *page)
 {
@@ -757,8 +779,8 @@ static bool ksm_scan_visit_start(struct ksm_rmap_item *item, struct page *page)
 }
 
 /*
- * Step 4 of a visit: find the page of @item, in @slot's mm, a twin or file
- * it for later. @content is the page's hash.
+ * Find the page of @item, in @slot's mm, a twin or file it for later.
+ * @content is the page's hash.
  */
 static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page,
 			   u64 content, struct ksm_mm *slot)
@@ -808,27 +830,52 @@ static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page,
 	ksm_scan_merge_pair(item, page, tree_item, tree_page);
 }
 
-/* Visit @page, at @addr in @claim's block: steps 2 to 4. */
+/*
+ * Without the lock, guess whether step 2 will ask for the page's hash:
+ * not for a KSM page (most likely still merged) nor for one smart scan
+ * skips. A wrong guess only costs time.
+ */
+static bool ksm_scan_wants_hash(struct ksm_rmap_item *item, struct page *page)
+{
+	if (folio_test_ksm(page_folio(page)))
+		return false;
+	return !item || !READ_ONCE(ksm_ctx.knobs.smart_scan) ||
+	       !data_race((unsigned int)item->skip_left);
+}
+
+/*
+ * Visit @page, at @addr in @claim's block. What needs no lock (a new item,
+ * the hash) is done before taking it, so that the tree work of steps 2 and
+ * 4 is one short critical section.
+ */
 static void ksm_scan_page(struct ksm_claim *claim, struct page *page,
 			  unsigned long addr)
 {
-	struct ksm_rmap_item *item;
-	bool hash_it = false;
-	u64 content;
+	struct ksm_rmap_item *item, *spare = NULL;
+	bool hashed = false;
+	u64 content = 0;
+
+	item = ksm_claim_peek(claim, addr);
+	if (!item)
+		spare = ksm_rmap_item_new();
+	if (ksm_scan_wants_hash(item, page)) {
+		content = ksm_page_hash(page);
+		hashed = true;
+	}
 
 	mutex_lock(&ksm_ctx.lock);
-	item = ksm_claim_item_at(claim, addr);
-	if (item)
-		hash_it = ksm_scan_visit_start(item, page);
+	item = ksm_claim_item_at(claim, addr, &spare);
+	if (item && ksm_scan_visit_start(item, page)) {
+		if (!hashed) {
+			/* The item is in no tree: nobody else can reach it. */
+			mutex_unlock(&ksm_ctx.lock);
+			content = ksm_page_hash(page);
+			mutex_lock(&ksm_ctx.lock);
+		}
+		ksm_scan_visit(item, page, content, claim->slot);
+	}
 	mutex_unlock(&ksm_ctx.lock);
-	if (!hash_it)
-		return;
-
-	content = ksm_page_hash(page);
-
-	mutex_lock(&ksm_ctx.lock);
-	ksm_scan_visit(item, page, content, claim->slot);
-	mutex_unlock(&ksm_ctx.lock);
+	ksm_rmap_item_discard(spare);
 }
 
 /**
