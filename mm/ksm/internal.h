@@ -450,10 +450,9 @@ u64 ksm_threads_runtime(void);
 u64 ksm_page_hash(struct page *page);
 
 /* rmap_item.c */
-struct ksm_rmap_item *ksm_rmap_item_new(void);
-void ksm_rmap_item_track(struct ksm_rmap_item *item, struct mm_struct *mm,
-			 unsigned long address);
-void ksm_rmap_item_discard(struct ksm_rmap_item *item);
+struct ksm_rmap_item *ksm_rmap_item_new(struct mm_struct *mm,
+					unsigned long address);
+void ksm_rmap_item_count(struct ksm_rmap_item *item);
 void ksm_rmap_item_free(struct ksm_rmap_item *item);
 void ksm_rmap_item_forget(struct ksm_rmap_item *item);
 void ksm_rmap_list_free(struct ksm_rmap_item **link);

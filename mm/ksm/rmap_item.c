@@ -16,46 +16,42 @@
 static struct kmem_cache *ksm_rmap_item_cache;
 
 /**
- * ksm_rmap_item_new() - allocate an item, not yet tracking any page
- *
- * Context: any sleepable context; no lock needed.
- * Return: a zeroed item, or NULL without memory.
- */
-struct ksm_rmap_item *ksm_rmap_item_new(void)
-{
-	return kmem_cache_zalloc(ksm_rmap_item_cache, GFP_KERNEL |
-				 __GFP_NORETRY | __GFP_NOWARN);
-}
-
-/**
- * ksm_rmap_item_track() - make a new item the record of one page
- * @item: from ksm_rmap_item_new().
+ * ksm_rmap_item_new() - allocate the item of one page
  * @mm: the page's mm.
  * @address: page-aligned user address.
  *
- * The item is counted from now on, in state KSM_ITEM_NEW.
+ * The item is in state KSM_ITEM_NEW and not yet counted: the caller links
+ * it where only it can see it, then counts it with ksm_rmap_item_count().
  *
- * Context: ksm_ctx.lock held.
+ * Context: any sleepable context; no lock needed.
+ * Return: the item, or NULL without memory.
  */
-void ksm_rmap_item_track(struct ksm_rmap_item *item, struct mm_struct *mm,
-			 unsigned long address)
+struct ksm_rmap_item *ksm_rmap_item_new(struct mm_struct *mm,
+					unsigned long address)
 {
-	ksm_assert_locked();
-	item->mm = mm;
-	item->vpn = address >> PAGE_SHIFT;
-	item->state = KSM_ITEM_NEW;
-	ksm_ctx.stats.rmap_items++;
-	mm->ksm_rmap_items++;
+	struct ksm_rmap_item *item;
+
+	item = kmem_cache_zalloc(ksm_rmap_item_cache, GFP_KERNEL |
+				 __GFP_NORETRY | __GFP_NOWARN);
+	if (item) {
+		item->mm = mm;
+		item->vpn = address >> PAGE_SHIFT;
+		item->state = KSM_ITEM_NEW;
+	}
+	return item;
 }
 
 /**
- * ksm_rmap_item_discard() - free an item ksm_rmap_item_track() never saw
- * @item: the item, or NULL.
+ * ksm_rmap_item_count() - count a new item in the global and mm counters
+ * @item: from ksm_rmap_item_new().
+ *
+ * Context: ksm_ctx.lock held.
  */
-void ksm_rmap_item_discard(struct ksm_rmap_item *item)
+void ksm_rmap_item_count(struct ksm_rmap_item *item)
 {
-	if (item)
-		kmem_cache_free(ksm_rmap_item_cache, item);
+	ksm_assert_locked();
+	ksm_ctx.stats.rmap_items++;
+	item->mm->ksm_rmap_items++;
 }
 
 /**

@@ -12,12 +12,12 @@
  * A page of a claimed block is visited in three steps:
  *
  * 1. a page table walk under the mmap_lock finds it (with a reference);
- * 2. with no lock held, its content is hashed (unless it looks still
- *    merged or due for a smart-scan skip), and a new rmap item is
- *    allocated if the block has none for it yet;
- * 3. under ksm_ctx.lock it gets its item; a page still merged or skipped
- *    is done with, any other is looked up in the stable tree, then in the
- *    unstable tree, and merged where a twin turns up.
+ * 2. with no lock held, it gets its rmap item (the block's list belongs
+ *    to the thread) and its content is hashed, unless it looks still
+ *    merged or due for a smart-scan skip;
+ * 3. under ksm_ctx.lock, a page still merged or skipped is done with; any
+ *    other is looked up in the stable tree, then in the unstable tree, and
+ *    merged where a twin turns up.
  *
  * Steps 1 and 2, most of the cost of a page that does not merge, run in
  * parallel on as many threads as the ksmd_threads knob asks for; step 3 is
@@ -258,46 +258,44 @@ static void ksm_claim_store(struct ksm_claim *claim)
 		ksm_rmap_list_free(&claim->head);
 }
 
-/*
- * Without the lock: the item the claim has for @addr, or NULL. Only this
- * thread changes the block's list; other threads may change an item's
- * state bits, which share a word with ->vpn, hence the marked reads.
- */
-static struct ksm_rmap_item *ksm_claim_peek(struct ksm_claim *claim,
-					    unsigned long addr)
+/* An item's address, read while another thread may change its state bits. */
+static unsigned long ksm_item_addr_racy(const struct ksm_rmap_item *item)
 {
-	struct ksm_rmap_item *item = *claim->link;
-
-	while (item && data_race(ksm_item_addr(item)) < addr)
-		item = item->next;
-	return item && data_race(ksm_item_addr(item)) == addr ? item : NULL;
+	return data_race(ksm_item_addr(item));
 }
 
 /*
- * The item for @addr, reusing the claim's next item or, if there is none,
- * tracking *@spare (which is then cleared). NULL if a new item is needed
- * and *@spare is NULL.
+ * The item for @addr: the claim's next item, or a new one linked in its
+ * place (*@is_new is then set; it still has to be counted). Items before
+ * @addr no longer have a page: they are unlinked and handed back in
+ * *@stale, for the caller to free under ksm_ctx.lock. NULL without memory.
+ *
+ * No lock is needed: only the thread holding the claim changes the
+ * block's list, and nobody else can reach a new item yet.
  */
 static struct ksm_rmap_item *ksm_claim_item_at(struct ksm_claim *claim,
 					       unsigned long addr,
-					       struct ksm_rmap_item **spare)
+					       struct ksm_rmap_item **stale,
+					       bool *is_new)
 {
-	struct ksm_rmap_item *item;
+	struct ksm_rmap_item *item = *claim->link, *last;
 
-	ksm_assert_locked();
-	/* Items the cursor skipped over no longer have a page. */
-	while (*claim->link && ksm_item_addr(*claim->link) < addr) {
-		item = *claim->link;
-		*claim->link = item->next;
-		ksm_rmap_item_free(item);
+	*stale = NULL;
+	*is_new = false;
+	if (item && ksm_item_addr_racy(item) < addr) {
+		last = item;
+		while (last->next && ksm_item_addr_racy(last->next) < addr)
+			last = last->next;
+		*stale = item;
+		*claim->link = last->next;
+		last->next = NULL;
 	}
 	item = *claim->link;
-	if (!item || ksm_item_addr(item) != addr) {
-		item = *spare;
+	if (!item || ksm_item_addr_racy(item) != addr) {
+		item = ksm_rmap_item_new(claim->slot->slot.mm, addr);
 		if (!item)
 			return NULL;
-		*spare = NULL;
-		ksm_rmap_item_track(item, claim->slot->slot.mm, addr);
+		*is_new = true;
 		item->next = *claim->link;
 		*claim->link = item;
 	}
@@ -831,7 +829,7 @@ static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page,
 }
 
 /*
- * Without the lock, guess whether step 2 will ask for the page's hash:
+ * Without the lock, guess whether the visit will need the page's hash:
  * not for a KSM page (most likely still merged) nor for one smart scan
  * skips. A wrong guess only costs time.
  */
@@ -839,32 +837,32 @@ static bool ksm_scan_wants_hash(struct ksm_rmap_item *item, struct page *page)
 {
 	if (folio_test_ksm(page_folio(page)))
 		return false;
-	return !item || !READ_ONCE(ksm_ctx.knobs.smart_scan) ||
+	return !READ_ONCE(ksm_ctx.knobs.smart_scan) ||
 	       !data_race((unsigned int)item->skip_left);
 }
 
 /*
- * Visit @page, at @addr in @claim's block. What needs no lock (a new item,
- * the hash) is done before taking it, so that the tree work of steps 2 and
- * 4 is one short critical section.
+ * Visit @page, at @addr in @claim's block. What needs no lock (finding or
+ * making the item, the hash) is done before taking it, so that the tree
+ * work is one short critical section.
  */
 static void ksm_scan_page(struct ksm_claim *claim, struct page *page,
 			  unsigned long addr)
 {
-	struct ksm_rmap_item *item, *spare = NULL;
-	bool hashed = false;
+	struct ksm_rmap_item *item, *stale;
+	bool is_new, hashed = false;
 	u64 content = 0;
 
-	item = ksm_claim_peek(claim, addr);
-	if (!item)
-		spare = ksm_rmap_item_new();
-	if (ksm_scan_wants_hash(item, page)) {
+	item = ksm_claim_item_at(claim, addr, &stale, &is_new);
+	if (item && ksm_scan_wants_hash(item, page)) {
 		content = ksm_page_hash(page);
 		hashed = true;
 	}
 
 	mutex_lock(&ksm_ctx.lock);
-	item = ksm_claim_item_at(claim, addr, &spare);
+	ksm_rmap_list_free(&stale);
+	if (is_new)
+		ksm_rmap_item_count(item);
 	if (item && ksm_scan_visit_start(item, page)) {
 		if (!hashed) {
 			/* The item is in no tree: nobody else can reach it. */
@@ -875,7 +873,6 @@ static void ksm_scan_page(struct ksm_claim *claim, struct page *page,
 		ksm_scan_visit(item, page, content, claim->slot);
 	}
 	mutex_unlock(&ksm_ctx.lock);
-	ksm_rmap_item_discard(spare);
 }
 
 /**
