@@ -14,7 +14,6 @@
 
 #include <linux/ktime.h>
 #include <linux/math64.h>
-#include <linux/sched/cputime.h>
 
 #include "internal.h"
 #include <trace/events/ksm.h>
@@ -33,7 +32,7 @@ struct ksm_advisor_knobs ksm_advisor = {
 /**
  * struct ksm_advisor_pass - measurements of the pass under way
  * @start: when it started.
- * @cpu_start: ksmd's CPU time then, in nanoseconds.
+ * @cpu_start: CPU time of all ksmd threads then, in nanoseconds.
  */
 static struct ksm_advisor_pass {
 	ktime_t start;

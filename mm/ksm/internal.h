@@ -179,7 +179,7 @@ struct ksm_stable_node {
  * huge page never spans two blocks and two threads.
  */
 #define KSM_BLOCK_SHIFT		PMD_SHIFT
-#define KSM_BLOCK_SIZE		(1UL << KSM_BLOCK_SHIFT)
+#define KSM_BLOCK_SIZE		BIT(KSM_BLOCK_SHIFT)
 #define KSM_BLOCK_MASK		(~(KSM_BLOCK_SIZE - 1))
 
 /* Most ksmd threads the ksmd_threads knob allows. */

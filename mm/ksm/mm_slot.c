@@ -189,8 +189,9 @@ long ksm_zero_pages_total(void)
  * @mm: the mm; its page tables are about to be torn down.
  *
  * Frees the slot at once when ksmd holds nothing of the mm; otherwise
- * (items, or a block claimed by a ksmd thread) leaves it to ksmd, after waiting (through mmap_lock) for any access
- * ksmd is making to the mm right now.
+ * (items, or a block claimed by a ksmd thread) leaves it to ksmd, after
+ * waiting (through mmap_lock) for any access ksmd is making to the mm
+ * right now.
  */
 void __ksm_exit(struct mm_struct *mm)
 {

@@ -178,8 +178,8 @@ static const struct mm_walk_ops ksm_batch_ops = {
 static struct page *ksm_find_page(struct mm_struct *mm, unsigned long *from,
 				  unsigned long end, unsigned long *addr)
 {
-	struct ksm_page_batch batch = { .max = KSM_BATCH };
 	VMA_ITERATOR(vmi, mm, *from);
+	struct ksm_page_batch batch = { .max = KSM_BATCH };
 	struct vm_area_struct *vma;
 	unsigned long stop;
 
@@ -261,6 +261,7 @@ static void ksm_claim_store(struct ksm_claim *claim)
 /* An item's address, read while another thread may change its state bits. */
 static unsigned long ksm_item_addr_racy(const struct ksm_rmap_item *item)
 {
+	/* Benign: ->vpn never changes; only the state bits next to it do. */
 	return data_race(ksm_item_addr(item));
 }
 
@@ -837,8 +838,10 @@ static bool ksm_scan_wants_hash(struct ksm_rmap_item *item, struct page *page)
 {
 	if (folio_test_ksm(page_folio(page)))
 		return false;
-	return !READ_ONCE(ksm_ctx.knobs.smart_scan) ||
-	       !data_race((unsigned int)item->skip_left);
+	if (!READ_ONCE(ksm_ctx.knobs.smart_scan))
+		return true;
+	/* Only this thread writes ->skip_left; others write ->state next to it. */
+	return !data_race((unsigned int)item->skip_left);
 }
 
 /*
