@@ -214,14 +214,28 @@ static int ksm_key_compare(struct ksm_stable_key *key, struct page *page)
 	return ret;
 }
 
+/* Does a neighbour of @key in its tree have the same hash? */
+static bool ksm_key_hash_shared(struct ksm_stable_key *key)
+{
+	struct rb_node *prev = rb_prev(&key->node), *next = rb_next(&key->node);
+
+	return (prev && ksm_key_entry(prev)->hash == key->hash) ||
+	       (next && ksm_key_entry(next)->hash == key->hash);
+}
+
 /*
- * Find the key holding exactly @page's content. On a miss, *@link and
- * *@parent tell where a new key goes. Empty keys met on the way are freed
- * and the search restarts.
+ * Find the key holding @page's content. On a miss, *@link and *@parent
+ * tell where a new key goes. Empty keys met on the way are freed and the
+ * search restarts.
+ *
+ * With @exact, the page is compared with every key of its hash. Without,
+ * a key whose hash no other key has is taken on the hash alone: the
+ * caller is about to merge, and a merge compares the bytes anyway once
+ * the page is write-protected, so a collision only costs a failed merge.
  */
 static struct ksm_stable_key *ksm_key_find(struct rb_root *root,
 					   struct page *page, u64 hash,
-					   struct rb_node ***link,
+					   bool exact, struct rb_node ***link,
 					   struct rb_node **parent)
 {
 	struct ksm_stable_key *key;
@@ -236,6 +250,8 @@ again:
 		if (hash != key->hash) {
 			cmp = hash < key->hash ? -1 : 1;
 		} else {
+			if (!exact && !ksm_key_hash_shared(key))
+				return key;
 			cmp = ksm_key_compare(key, page);
 			if (!key->nr_copies) {
 				ksm_key_free_if_empty(key);
@@ -284,10 +300,13 @@ static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
 }
 
 /**
- * ksm_stable_lookup() - find a KSM page identical to a page
+ * ksm_stable_lookup() - find a KSM page with the content of a page
  * @page: the candidate page, referenced by the caller.
  * @hash: its content hash.
  * @nid: the NUMA node of @page.
+ *
+ * Where no other content has @hash the bytes are not compared here: the
+ * caller merges, which compares them with the page write-protected.
  *
  * Context: ksm_ctx.lock held.
  * Return: a referenced KSM folio with room for another mapper, or NULL.
@@ -300,7 +319,7 @@ struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid)
 	struct folio *folio;
 
 	ksm_assert_locked();
-	key = ksm_key_find(root, page, hash, &link, &parent);
+	key = ksm_key_find(root, page, hash, false, &link, &parent);
 	if (!key)
 		return NULL;
 	folio = ksm_key_pick_copy(key, page);
@@ -376,7 +395,7 @@ struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
 	if (!node)
 		return NULL;
 
-	key = ksm_key_find(root, &kfolio->page, hash, &link, &parent);
+	key = ksm_key_find(root, &kfolio->page, hash, true, &link, &parent);
 	if (!key) {
 		key = ksm_key_create(root, hash, nid, link, parent);
 		if (key)
