@@ -313,7 +313,7 @@ static bool ksm_scan_start_pass(void)
 	first = list_first_entry_or_null(&ksm_ctx.mm_head.slot.mm_node,
 					 struct ksm_mm, slot.mm_node);
 	if (first)
-		cur->slot = first;
+		WRITE_ONCE(cur->slot, first);
 	spin_unlock(&ksm_ctx.mm_list_lock);
 	if (!first)
 		return false;
@@ -450,7 +450,8 @@ static int ksm_claim_get(struct ksm_claim *claim)
 
 	ksm_assert_locked();
 	if (cur->nr_parked) {
-		*claim = cur->parked[--cur->nr_parked];
+		WRITE_ONCE(cur->nr_parked, cur->nr_parked - 1);
+		*claim = cur->parked[cur->nr_parked];
 		goto claimed;
 	}
 	if (!cur->open && !ksm_scan_start_pass())
@@ -514,8 +515,10 @@ static void ksm_scan_unpark_all(void)
 	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
 
 	spin_lock(&ksm_ctx.mm_list_lock);
-	while (cur->nr_parked)
-		cur->parked[--cur->nr_parked].slot->claims--;
+	while (cur->nr_parked) {
+		WRITE_ONCE(cur->nr_parked, cur->nr_parked - 1);
+		cur->parked[cur->nr_parked].slot->claims--;
+	}
 	spin_unlock(&ksm_ctx.mm_list_lock);
 }
 
@@ -965,7 +968,7 @@ int ksm_unmerge_everything(void)
 	WARN_ON_ONCE(cur->nr_active);
 	ksm_scan_unpark_all();
 	spin_lock(&ksm_ctx.mm_list_lock);
-	cur->slot = list_next_entry(&ksm_ctx.mm_head, slot.mm_node);
+	WRITE_ONCE(cur->slot, list_next_entry(&ksm_ctx.mm_head, slot.mm_node));
 	spin_unlock(&ksm_ctx.mm_list_lock);
 
 	while (cur->slot != &ksm_ctx.mm_head) {
