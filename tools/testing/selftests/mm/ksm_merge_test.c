@@ -21,6 +21,7 @@
 
 #include "ksm_test_util.h"
 #include "../kselftest_harness.h"
+#include "ksm_test_harness.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -60,14 +61,8 @@ FIXTURE_SETUP(ksm_merge)
 	self->nregions = 0;
 	self->child = 0;
 	ksm_save_knobs(&self->saved);
-	ASSERT_EQ(0, ksm_reset());
-	ASSERT_EQ(0, ksm_fast_scanning());
 	/* Defaults the exact counts below depend on. */
-	ASSERT_EQ(0, ksm_write("max_page_sharing", "256"));
-	ASSERT_EQ(0, ksm_write("use_zero_pages", "0"));
-	ASSERT_EQ(0, ksm_write("smart_scan", "1"));
-	if (ksm_file_exists("merge_across_nodes"))
-		ASSERT_EQ(0, ksm_write("merge_across_nodes", "1"));
+	ASSERT_EQ(0, ksm_counting_setup(true));
 }
 
 FIXTURE_TEARDOWN(ksm_merge)
@@ -109,21 +104,6 @@ static void mergeable(struct __test_metadata *_metadata, void *p, size_t len)
 	ASSERT_EQ(0, madvise(p, len, MADV_MERGEABLE))
 		TH_LOG("MADV_MERGEABLE: %s", strerror(errno));
 }
-
-#define RUN_PASSES(n) do {						\
-	unsigned long __start = 0, __seen = 0;				\
-	int __e = ksm_run_passes((n), &__start, &__seen);		\
-	ASSERT_EQ(0, __e)						\
-		TH_LOG("ksmd: full_scans %lu -> %lu, wanted +%d within %ds: %s", \
-		       __start, __seen, (n), KSM_SCAN_TIMEOUT_SEC,	\
-		       strerror(-__e));					\
-} while (0)
-
-#define EXPECT_KSM(name, val) do {					\
-	unsigned long __v = ksm_get(name);				\
-	EXPECT_EQ((unsigned long)(val), __v)				\
-		TH_LOG("/sys/kernel/mm/ksm/%s", name);			\
-} while (0)
 
 static uint64_t pfn_at(struct __test_metadata *_metadata, pid_t pid, void *addr)
 {
@@ -197,15 +177,6 @@ static void expect_content(struct __test_metadata *_metadata, char *p,
 			TH_LOG("page %zu content changed", i);
 }
 
-static struct ksm_proc_stat proc_stat(struct __test_metadata *_metadata, pid_t pid)
-{
-	struct ksm_proc_stat st;
-	int err = ksm_read_proc_stat(pid, &st);
-
-	ASSERT_EQ(0, err) TH_LOG("ksm_stat: %s", strerror(-err));
-	return st;
-}
-
 /*
  * ksm_process_profit = (merging + zero) * PAGE_SIZE - rmap_items * S and
  * general_profit = (pages_sharing + ksm_zero_pages) * PAGE_SIZE -
@@ -251,19 +222,19 @@ TEST_F_TIMEOUT(ksm_merge, identical_pages, 600)
 	p = new_region(_metadata, self, n, MAP_PRIVATE);
 	fill_same(p, n, seed);
 	mergeable(_metadata, p, n * self->ps);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 
-	EXPECT_KSM("run", 0);
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", n - 1);
-	EXPECT_KSM("pages_unshared", 0);
-	EXPECT_KSM("pages_volatile", 0);
-	EXPECT_KSM("stable_node_chains", 0);
-	EXPECT_KSM("stable_node_dups", 0);
-	EXPECT_KSM("ksm_zero_pages", 0);
+	KSM_EXPECT("run", 0);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n - 1);
+	KSM_EXPECT("pages_unshared", 0);
+	KSM_EXPECT("pages_volatile", 0);
+	KSM_EXPECT("stable_node_chains", 0);
+	KSM_EXPECT("stable_node_dups", 0);
+	KSM_EXPECT("ksm_zero_pages", 0);
 
 	EXPECT_EQ((long)n, ksm_read_merging_pages(0));
-	st = proc_stat(_metadata, 0);
+	st = ksm_expect_proc_stat(_metadata, 0);
 	EXPECT_EQ((long)n, st.rmap_items);
 	EXPECT_EQ(0L, st.zero_pages);
 	EXPECT_EQ((long)n, st.merging_pages);
@@ -287,12 +258,12 @@ TEST_F_TIMEOUT(ksm_merge, two_contents, 600)
 	for (i = 0; i < n; i++)
 		ksm_fill_page(p + i * self->ps, i % 2 ? b : a);
 	mergeable(_metadata, p, n * self->ps);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 
-	EXPECT_KSM("pages_shared", 2);
-	EXPECT_KSM("pages_sharing", n - 2);
-	EXPECT_KSM("pages_unshared", 0);
-	EXPECT_KSM("pages_volatile", 0);
+	KSM_EXPECT("pages_shared", 2);
+	KSM_EXPECT("pages_sharing", n - 2);
+	KSM_EXPECT("pages_unshared", 0);
+	KSM_EXPECT("pages_volatile", 0);
 	EXPECT_EQ((long)n, ksm_read_merging_pages(0));
 	EXPECT_EQ((long)(n * self->ps / 1024), ksm_smaps_ksm_kb(0, p));
 
@@ -325,13 +296,13 @@ TEST_F_TIMEOUT(ksm_merge, unique_pages_unshared, 600)
 	}
 	mergeable(_metadata, s, n_same * self->ps);
 	mergeable(_metadata, u, n_unique * self->ps);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", n_same - 1);
-	EXPECT_KSM("pages_unshared", n_unique);
-	EXPECT_KSM("pages_volatile", 0);
-	st = proc_stat(_metadata, 0);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n_same - 1);
+	KSM_EXPECT("pages_unshared", n_unique);
+	KSM_EXPECT("pages_volatile", 0);
+	st = ksm_expect_proc_stat(_metadata, 0);
 	EXPECT_EQ((long)(n_same + n_unique), st.rmap_items);
 	EXPECT_EQ((long)n_same, st.merging_pages);
 	expect_profits(_metadata, &st);
@@ -342,11 +313,11 @@ TEST_F_TIMEOUT(ksm_merge, unique_pages_unshared, 600)
 		EXPECT_TRUE(ksm_page_matches(u + i * self->ps, useeds[i]));
 
 	/* More passes change nothing for pages that cannot merge. */
-	RUN_PASSES(3);
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", n_same - 1);
-	EXPECT_KSM("pages_unshared", n_unique);
-	EXPECT_KSM("pages_volatile", 0);
+	KSM_RUN_PASSES(3);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n_same - 1);
+	KSM_EXPECT("pages_unshared", n_unique);
+	KSM_EXPECT("pages_volatile", 0);
 }
 
 /*
@@ -367,20 +338,20 @@ TEST_F_TIMEOUT(ksm_merge, smart_scan_skips_unmergeable, 600)
 
 	ASSERT_EQ(0, ksm_write("smart_scan", "0"));
 	skipped = ksm_get("pages_skipped");
-	RUN_PASSES(8);
+	KSM_RUN_PASSES(8);
 	EXPECT_EQ(skipped, ksm_get("pages_skipped"))
 		TH_LOG("pages were skipped with smart_scan=0");
-	EXPECT_KSM("pages_unshared", n);
+	KSM_EXPECT("pages_unshared", n);
 
 	/* Start over so page ages restart from zero. */
 	ASSERT_EQ(0, ksm_reset());
 	ASSERT_EQ(0, ksm_write("smart_scan", "1"));
 	skipped = ksm_get("pages_skipped");
-	RUN_PASSES(8);
+	KSM_RUN_PASSES(8);
 	EXPECT_LT(skipped, ksm_get("pages_skipped"))
 		TH_LOG("smart_scan=1 skipped nothing in 8 passes");
-	EXPECT_KSM("pages_shared", 0);
-	EXPECT_KSM("pages_sharing", 0);
+	KSM_EXPECT("pages_shared", 0);
+	KSM_EXPECT("pages_sharing", 0);
 }
 
 /*
@@ -429,14 +400,14 @@ TEST_F_TIMEOUT(ksm_merge, across_processes, 600)
 	p = new_region(_metadata, self, n, MAP_PRIVATE);
 	fill_same(p, n, seed);
 	mergeable(_metadata, p, n * self->ps);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", 2 * n - 1);
-	EXPECT_KSM("pages_unshared", 0);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", 2 * n - 1);
+	KSM_EXPECT("pages_unshared", 0);
 	EXPECT_EQ((long)n, ksm_read_merging_pages(0));
 	EXPECT_EQ((long)n, ksm_read_merging_pages(self->child));
-	st = proc_stat(_metadata, self->child);
+	st = ksm_expect_proc_stat(_metadata, self->child);
 	EXPECT_EQ((long)n, st.rmap_items);
 	EXPECT_EQ((long)n, st.merging_pages);
 	EXPECT_EQ((long)(n * self->ps / 1024), ksm_smaps_ksm_kb(self->child, child_addr));
@@ -455,9 +426,9 @@ TEST_F_TIMEOUT(ksm_merge, across_processes, 600)
 
 	/* Our mappings are untouched by the child's exit. */
 	EXPECT_EQ((long)(n * self->ps / 1024), ksm_smaps_ksm_kb(0, p));
-	RUN_PASSES(3);
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", n - 1);
+	KSM_RUN_PASSES(3);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n - 1);
 	EXPECT_EQ((long)n, ksm_read_merging_pages(0));
 	expect_content(_metadata, p, n, seed);
 	close(up[0]);
@@ -482,9 +453,9 @@ TEST_F_TIMEOUT(ksm_merge, cow_breaks_one_page, 600)
 	p = new_region(_metadata, self, n, MAP_PRIVATE);
 	fill_same(p, n, seed);
 	mergeable(_metadata, p, n * self->ps);
-	RUN_PASSES(2);
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", n - 1);
+	KSM_RUN_PASSES(2);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n - 1);
 	kpfn = expect_one_ksm_page(_metadata, p, n, self->ps);
 
 	ASSERT_EQ(0, ksm_vmstat("cow_ksm", &cow_before))
@@ -511,12 +482,12 @@ TEST_F_TIMEOUT(ksm_merge, cow_breaks_one_page, 600)
 	EXPECT_EQ((long)((n - 1) * self->ps / 1024), ksm_smaps_ksm_kb(0, p));
 
 	/* ksmd notices on its next visit; the new content is unique. */
-	RUN_PASSES(3);
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", n - 2);
-	EXPECT_KSM("pages_unshared", 1);
-	EXPECT_KSM("pages_volatile", 0);
-	st = proc_stat(_metadata, 0);
+	KSM_RUN_PASSES(3);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n - 2);
+	KSM_EXPECT("pages_unshared", 1);
+	KSM_EXPECT("pages_volatile", 0);
+	st = ksm_expect_proc_stat(_metadata, 0);
 	EXPECT_EQ((long)n, st.rmap_items);
 	EXPECT_EQ((long)(n - 1), st.merging_pages);
 	expect_profits(_metadata, &st);
@@ -525,10 +496,10 @@ TEST_F_TIMEOUT(ksm_merge, cow_breaks_one_page, 600)
 
 	/* Restoring the old content lets the page merge back. */
 	v[100] = (char)old;
-	RUN_PASSES(3);
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", n - 1);
-	EXPECT_KSM("pages_unshared", 0);
+	KSM_RUN_PASSES(3);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n - 1);
+	KSM_EXPECT("pages_unshared", 0);
 	EXPECT_EQ((long)n, ksm_read_merging_pages(0));
 	expect_one_ksm_page(_metadata, p, n, self->ps);
 	EXPECT_EQ(kpfn, pfn_at(_metadata, 0, v));
@@ -548,7 +519,7 @@ TEST_F_TIMEOUT(ksm_merge, partial_unmerge, 600)
 	p = new_region(_metadata, self, n, MAP_PRIVATE);
 	fill_same(p, n, seed);
 	mergeable(_metadata, p, n * self->ps);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 	kpfn = expect_one_ksm_page(_metadata, p, n, self->ps);
 
 	ASSERT_EQ(0, madvise(p, cut * self->ps, MADV_UNMERGEABLE));
@@ -561,11 +532,11 @@ TEST_F_TIMEOUT(ksm_merge, partial_unmerge, 600)
 	EXPECT_EQ(kpfn, expect_one_ksm_page(_metadata, p + cut * self->ps,
 					    n - cut, self->ps));
 
-	RUN_PASSES(3);
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", n - cut - 1);
+	KSM_RUN_PASSES(3);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n - cut - 1);
 	EXPECT_EQ((long)(n - cut), ksm_read_merging_pages(0));
-	EXPECT_EQ((long)(n - cut), proc_stat(_metadata, 0).rmap_items);
+	EXPECT_EQ((long)(n - cut), ksm_expect_proc_stat(_metadata, 0).rmap_items);
 	expect_content(_metadata, p, n, seed);
 }
 
@@ -588,9 +559,9 @@ TEST_F_TIMEOUT(ksm_merge, madv_unmergeable, 600)
 	ksm_fill_page(anchor, ksm_unique_seed());
 	mergeable(_metadata, p, n * self->ps);
 	mergeable(_metadata, anchor, self->ps);
-	RUN_PASSES(2);
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", n - 1);
+	KSM_RUN_PASSES(2);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n - 1);
 
 	ASSERT_EQ(0, madvise(p, n * self->ps, MADV_UNMERGEABLE));
 	EXPECT_EQ(0, ksm_vma_mergeable(0, p));
@@ -601,11 +572,11 @@ TEST_F_TIMEOUT(ksm_merge, madv_unmergeable, 600)
 	/* Again: nothing left to do. */
 	EXPECT_EQ(0, madvise(p, n * self->ps, MADV_UNMERGEABLE));
 
-	RUN_PASSES(3);
-	EXPECT_KSM("pages_shared", 0);
-	EXPECT_KSM("pages_sharing", 0);
+	KSM_RUN_PASSES(3);
+	KSM_EXPECT("pages_shared", 0);
+	KSM_EXPECT("pages_sharing", 0);
 	EXPECT_EQ(0L, ksm_read_merging_pages(0));
-	st = proc_stat(_metadata, 0);
+	st = ksm_expect_proc_stat(_metadata, 0);
 	EXPECT_EQ(1L, st.rmap_items) TH_LOG("only the anchor page is tracked");
 	EXPECT_EQ(0L, st.merging_pages);
 	expect_private_pages(_metadata, p, n);
@@ -626,21 +597,21 @@ TEST_F_TIMEOUT(ksm_merge, run2_unmerges_all, 600)
 	p = new_region(_metadata, self, n, MAP_PRIVATE);
 	fill_same(p, n, seed);
 	mergeable(_metadata, p, n * self->ps);
-	RUN_PASSES(2);
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", n - 1);
+	KSM_RUN_PASSES(2);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n - 1);
 
 	ASSERT_EQ(0, ksm_write("run", "2"));
-	EXPECT_KSM("run", 2);
-	EXPECT_KSM("pages_shared", 0);
-	EXPECT_KSM("pages_sharing", 0);
-	EXPECT_KSM("pages_unshared", 0);
-	EXPECT_KSM("pages_volatile", 0);
-	EXPECT_KSM("full_scans", 0);
-	EXPECT_KSM("stable_node_chains", 0);
-	EXPECT_KSM("stable_node_dups", 0);
-	EXPECT_KSM("general_profit", 0);
-	st = proc_stat(_metadata, 0);
+	KSM_EXPECT("run", 2);
+	KSM_EXPECT("pages_shared", 0);
+	KSM_EXPECT("pages_sharing", 0);
+	KSM_EXPECT("pages_unshared", 0);
+	KSM_EXPECT("pages_volatile", 0);
+	KSM_EXPECT("full_scans", 0);
+	KSM_EXPECT("stable_node_chains", 0);
+	KSM_EXPECT("stable_node_dups", 0);
+	KSM_EXPECT("general_profit", 0);
+	st = ksm_expect_proc_stat(_metadata, 0);
 	EXPECT_EQ(0L, st.rmap_items);
 	EXPECT_EQ(0L, st.merging_pages);
 	EXPECT_EQ(0L, st.zero_pages);
@@ -651,9 +622,9 @@ TEST_F_TIMEOUT(ksm_merge, run2_unmerges_all, 600)
 	expect_private_pages(_metadata, p, n);
 	expect_content(_metadata, p, n, seed);
 
-	RUN_PASSES(2);
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", n - 1);
+	KSM_RUN_PASSES(2);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n - 1);
 	expect_one_ksm_page(_metadata, p, n, self->ps);
 	expect_content(_metadata, p, n, seed);
 }
@@ -694,12 +665,12 @@ TEST_F_TIMEOUT(ksm_merge, use_zero_pages, 600)
 	for (i = 0; i < n; i++)
 		ASSERT_NE(zero_pfn, pfn_at(_metadata, 0, p + i * self->ps));
 	mergeable(_metadata, p, n * self->ps);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 
-	EXPECT_KSM("ksm_zero_pages", n);
-	EXPECT_KSM("pages_shared", 0);
-	EXPECT_KSM("pages_sharing", 0);
-	st = proc_stat(_metadata, 0);
+	KSM_EXPECT("ksm_zero_pages", n);
+	KSM_EXPECT("pages_shared", 0);
+	KSM_EXPECT("pages_sharing", 0);
+	st = ksm_expect_proc_stat(_metadata, 0);
 	EXPECT_EQ((long)n, st.zero_pages);
 	EXPECT_EQ(0L, st.merging_pages);
 	EXPECT_EQ(0L, ksm_read_merging_pages(0));
@@ -713,14 +684,14 @@ TEST_F_TIMEOUT(ksm_merge, use_zero_pages, 600)
 
 	/* CoW of one page. */
 	p[0] = 1;
-	EXPECT_KSM("ksm_zero_pages", n - 1);
-	EXPECT_EQ((long)(n - 1), proc_stat(_metadata, 0).zero_pages);
+	KSM_EXPECT("ksm_zero_pages", n - 1);
+	EXPECT_EQ((long)(n - 1), ksm_expect_proc_stat(_metadata, 0).zero_pages);
 	EXPECT_NE(zero_pfn, pfn_at(_metadata, 0, p));
 
 	/* Unmerge pages 1..7: they get private zeroed pages again. */
 	ASSERT_EQ(0, madvise(p + self->ps, 7 * self->ps, MADV_UNMERGEABLE));
-	EXPECT_KSM("ksm_zero_pages", n - 8);
-	EXPECT_EQ((long)(n - 8), proc_stat(_metadata, 0).zero_pages);
+	KSM_EXPECT("ksm_zero_pages", n - 8);
+	EXPECT_EQ((long)(n - 8), ksm_expect_proc_stat(_metadata, 0).zero_pages);
 	for (i = 1; i < 8; i++) {
 		EXPECT_NE(zero_pfn, pfn_at(_metadata, 0, p + i * self->ps));
 		EXPECT_TRUE(ksm_page_is_zero(p + i * self->ps));
@@ -728,8 +699,8 @@ TEST_F_TIMEOUT(ksm_merge, use_zero_pages, 600)
 
 	/* Unmapping the rest. */
 	ASSERT_EQ(0, munmap(p + 8 * self->ps, (n - 8) * self->ps));
-	EXPECT_KSM("ksm_zero_pages", 0);
-	EXPECT_EQ(0L, proc_stat(_metadata, 0).zero_pages);
+	KSM_EXPECT("ksm_zero_pages", 0);
+	EXPECT_EQ(0L, ksm_expect_proc_stat(_metadata, 0).zero_pages);
 }
 
 /*
@@ -747,8 +718,8 @@ TEST_F_TIMEOUT(ksm_merge, zero_pages_across_fork, 600)
 	p = new_region(_metadata, self, n, MAP_PRIVATE);
 	memset(p, 0, n * self->ps);
 	mergeable(_metadata, p, n * self->ps);
-	RUN_PASSES(2);
-	EXPECT_KSM("ksm_zero_pages", n);
+	KSM_RUN_PASSES(2);
+	KSM_EXPECT("ksm_zero_pages", n);
 
 	/* ksmd is stopped: the child's counters can only come from fork. */
 	self->child = fork();
@@ -776,8 +747,8 @@ TEST_F_TIMEOUT(ksm_merge, zero_pages_across_fork, 600)
 	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("child check %d failed",
 						  WEXITSTATUS(status));
 	/* The child's exit unmapped its remaining zero pages. */
-	EXPECT_KSM("ksm_zero_pages", n);
-	EXPECT_EQ((long)n, proc_stat(_metadata, 0).zero_pages);
+	KSM_EXPECT("ksm_zero_pages", n);
+	EXPECT_EQ((long)n, ksm_expect_proc_stat(_metadata, 0).zero_pages);
 	EXPECT_TRUE(ksm_page_is_zero(p));
 }
 
@@ -786,7 +757,7 @@ static void expect_zero_pages(struct __test_metadata *_metadata, long global,
 {
 	EXPECT_EQ(global, (long)ksm_get("ksm_zero_pages"))
 		TH_LOG("global ksm_zero_pages after %s", after);
-	EXPECT_EQ(mine, proc_stat(_metadata, 0).zero_pages)
+	EXPECT_EQ(mine, ksm_expect_proc_stat(_metadata, 0).zero_pages)
 		TH_LOG("this process's ksm_zero_pages after %s", after);
 }
 
@@ -817,7 +788,7 @@ TEST_F_TIMEOUT(ksm_merge, zero_pages_every_path, 600)
 	mergeable(_metadata, a, n * self->ps);
 	mergeable(_metadata, dontfork, m * self->ps);
 	mergeable(_metadata, wipe, m * self->ps);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 	expect_zero_pages(_metadata, n + 2 * m, n + 2 * m, "merging");
 
 	/* Four zero pages dropped. */
@@ -899,7 +870,7 @@ TEST_F_TIMEOUT(ksm_merge, zero_pages_collapse, 600)
 			memset(p + i * self->ps, 0, self->ps);
 	}
 	mergeable(_metadata, p, huge);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 	expect_zero_pages(_metadata, n / 2, n / 2, "merging");
 
 	ASSERT_EQ(0, madvise(p, huge, MADV_HUGEPAGE));
@@ -927,12 +898,12 @@ TEST_F_TIMEOUT(ksm_merge, zero_filled_pages_default, 600)
 	p = new_region(_metadata, self, n, MAP_PRIVATE);
 	memset(p, 0, n * self->ps);
 	mergeable(_metadata, p, n * self->ps);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 
-	EXPECT_KSM("ksm_zero_pages", 0);
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", n - 1);
-	EXPECT_EQ(0L, proc_stat(_metadata, 0).zero_pages);
+	KSM_EXPECT("ksm_zero_pages", 0);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n - 1);
+	EXPECT_EQ(0L, ksm_expect_proc_stat(_metadata, 0).zero_pages);
 	expect_one_ksm_page(_metadata, p, n, self->ps);
 	for (i = 0; i < n; i++)
 		EXPECT_TRUE(ksm_page_is_zero(p + i * self->ps));
@@ -958,11 +929,11 @@ TEST_F_TIMEOUT(ksm_merge, shared_mapping_ignored, 600)
 	mergeable(_metadata, pr, n * self->ps);
 	EXPECT_EQ(0, ksm_vma_mergeable(0, sh));
 	EXPECT_EQ(1, ksm_vma_mergeable(0, pr));
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", n - 1);
-	EXPECT_EQ((long)n, proc_stat(_metadata, 0).rmap_items);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n - 1);
+	EXPECT_EQ((long)n, ksm_expect_proc_stat(_metadata, 0).rmap_items);
 	EXPECT_EQ(0L, ksm_smaps_ksm_kb(0, sh));
 	EXPECT_EQ((long)(n * self->ps / 1024), ksm_smaps_ksm_kb(0, pr));
 	expect_private_pages(_metadata, sh, n);
@@ -1068,12 +1039,12 @@ TEST_F_TIMEOUT(ksm_merge, private_file_mapping, 600)
 	ASSERT_EQ(0, ksm_smaps_lookup(0, p, "Anonymous", &anon_kb, NULL, NULL));
 	ASSERT_EQ(cowed * self->ps / 1024, anon_kb) TH_LOG("CoW did not happen");
 	mergeable(_metadata, p, n * self->ps);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 
-	EXPECT_KSM("pages_shared", 1);
-	EXPECT_KSM("pages_sharing", cowed - 1);
-	EXPECT_KSM("pages_unshared", 0);
-	st = proc_stat(_metadata, 0);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", cowed - 1);
+	KSM_EXPECT("pages_unshared", 0);
+	st = ksm_expect_proc_stat(_metadata, 0);
 	EXPECT_EQ((long)cowed, st.rmap_items);
 	EXPECT_EQ((long)cowed, st.merging_pages);
 	EXPECT_EQ((long)(cowed * self->ps / 1024), ksm_smaps_ksm_kb(0, p));
@@ -1098,13 +1069,13 @@ TEST_F_TIMEOUT(ksm_merge, max_page_sharing_chain, 600)
 	p = new_region(_metadata, self, n, MAP_PRIVATE);
 	fill_same(p, n, seed);
 	mergeable(_metadata, p, n * self->ps);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 
-	EXPECT_KSM("pages_shared", 2);
-	EXPECT_KSM("pages_sharing", 2);
-	EXPECT_KSM("pages_unshared", 0);
-	EXPECT_KSM("stable_node_chains", 1);
-	EXPECT_KSM("stable_node_dups", 2);
+	KSM_EXPECT("pages_shared", 2);
+	KSM_EXPECT("pages_sharing", 2);
+	KSM_EXPECT("pages_unshared", 0);
+	KSM_EXPECT("stable_node_chains", 1);
+	KSM_EXPECT("stable_node_dups", 2);
 	EXPECT_EQ((long)n, ksm_read_merging_pages(0));
 	EXPECT_EQ((long)(n * self->ps / 1024), ksm_smaps_ksm_kb(0, p));
 
@@ -1208,17 +1179,17 @@ static void numa_merge(struct __test_metadata *_metadata,
 
 	mergeable(_metadata, a, n * self->ps);
 	mergeable(_metadata, b, n * self->ps);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 
 	k0 = expect_one_ksm_page(_metadata, a, n, self->ps);
 	k1 = expect_one_ksm_page(_metadata, b, n, self->ps);
 	if (across) {
-		EXPECT_KSM("pages_shared", 1);
-		EXPECT_KSM("pages_sharing", 2 * n - 1);
+		KSM_EXPECT("pages_shared", 1);
+		KSM_EXPECT("pages_sharing", 2 * n - 1);
 		EXPECT_EQ(k0, k1);
 	} else {
-		EXPECT_KSM("pages_shared", 2);
-		EXPECT_KSM("pages_sharing", 2 * n - 2);
+		KSM_EXPECT("pages_shared", 2);
+		KSM_EXPECT("pages_sharing", 2 * n - 2);
 		EXPECT_NE(k0, k1);
 		/* Each node's KSM page stays on that node. */
 		ASSERT_EQ(0, page_nodes(a, 1, nodes));
@@ -1279,7 +1250,7 @@ static void numa_migrate(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, bind_to_node(c, n * self->ps, 0));
 	mergeable(_metadata, a, n * self->ps);
 	mergeable(_metadata, b, n * self->ps);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 	k0 = expect_one_ksm_page(_metadata, a, n, self->ps);
 	k1 = expect_one_ksm_page(_metadata, b, n, self->ps);
 	EXPECT_EQ(across ? 1UL : 2UL, ksm_get("pages_shared"));
@@ -1301,13 +1272,13 @@ static void numa_migrate(struct __test_metadata *_metadata,
 	EXPECT_EQ(across ? moved : k1, pfn_at(_metadata, 0, b));
 	expect_content(_metadata, a, n, seed);
 	expect_content(_metadata, b, n, seed);
-	EXPECT_KSM("pages_shared", across ? 1 : 2);
-	EXPECT_KSM("pages_sharing", 2 * n - (across ? 1 : 2));
+	KSM_EXPECT("pages_shared", across ? 1 : 2);
+	KSM_EXPECT("pages_sharing", 2 * n - (across ? 1 : 2));
 
 	/* More passes, now with a third copy of the content on node 0. */
 	fill_same(c, n, seed);
 	mergeable(_metadata, c, n * self->ps);
-	RUN_PASSES(3);
+	KSM_RUN_PASSES(3);
 	expect_one_ksm_page(_metadata, c, n, self->ps);
 	ASSERT_EQ(0, page_nodes(c, n, nodes));
 	for (i = 0; !across && i < n; i++)

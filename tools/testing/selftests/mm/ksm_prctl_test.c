@@ -22,6 +22,7 @@
 
 #include "ksm_test_util.h"
 #include "../kselftest_harness.h"
+#include "ksm_test_harness.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -102,14 +103,8 @@ FIXTURE_SETUP(ksm_prctl)
 	self->nregions = 0;
 	self->child = 0;
 	ksm_save_knobs(&self->saved);
-	ASSERT_EQ(0, ksm_reset());
-	ASSERT_EQ(0, ksm_fast_scanning());
-	ASSERT_EQ(0, ksm_write("max_page_sharing", "256"));
-	ASSERT_EQ(0, ksm_write("use_zero_pages", "0"));
-	/* Pages that re-merge must not be skipped by age. */
-	ASSERT_EQ(0, ksm_write("smart_scan", "0"));
-	if (ksm_file_exists("merge_across_nodes"))
-		ASSERT_EQ(0, ksm_write("merge_across_nodes", "1"));
+	/* Pages that re-merge must not be skipped by age: smart_scan=0. */
+	ASSERT_EQ(0, ksm_counting_setup(false));
 }
 
 FIXTURE_TEARDOWN(ksm_prctl)
@@ -139,15 +134,6 @@ static char *new_region(struct __test_metadata *_metadata,
 	self->nregions++;
 	return p;
 }
-
-#define RUN_PASSES(n) do {						\
-	unsigned long __start = 0, __seen = 0;				\
-	int __e = ksm_run_passes((n), &__start, &__seen);		\
-	ASSERT_EQ(0, __e)						\
-		TH_LOG("ksmd: full_scans %lu -> %lu, wanted +%d within %ds: %s", \
-		       __start, __seen, (n), KSM_SCAN_TIMEOUT_SEC,	\
-		       strerror(-__e));					\
-} while (0)
 
 #define EXPECT_PRCTL_OK(op, a2, a3, a4, a5) do {			\
 	long __r = prctl5(op, a2, a3, a4, a5);				\
@@ -305,7 +291,7 @@ TEST_F_TIMEOUT(ksm_prctl, merges_without_madvise, 600)
 	EXPECT_EQ(1, ksm_vma_mergeable(0, old));
 	EXPECT_EQ(1, ksm_vma_mergeable(0, young));
 
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 	kpfn = pfn_at(_metadata, old);
 	expect_all_on(_metadata, kpfn, old, n);
 	expect_all_on(_metadata, kpfn, young, n);
@@ -335,7 +321,7 @@ TEST_F_TIMEOUT(ksm_prctl, disable_unmerges, 600)
 	b = new_region(_metadata, self, n, MAP_PRIVATE);
 	fill_same(a, n, seed);
 	fill_same(b, n, seed);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 	expect_all_on(_metadata, pfn_at(_metadata, a), b, n);
 
 	EXPECT_PRCTL_OK(PR_SET_MEMORY_MERGE, 0, 0, 0, 0);
@@ -356,7 +342,7 @@ TEST_F_TIMEOUT(ksm_prctl, disable_unmerges, 600)
 	ksm_fill_page(anchor, ksm_unique_seed());
 	ASSERT_EQ(0, madvise(anchor, self->ps, MADV_MERGEABLE));
 
-	RUN_PASSES(3);
+	KSM_RUN_PASSES(3);
 	EXPECT_EQ(0UL, ksm_get("pages_shared"));
 	EXPECT_EQ(0UL, ksm_get("pages_sharing"));
 	EXPECT_EQ(0L, ksm_read_merging_pages(0));
@@ -384,7 +370,7 @@ TEST_F_TIMEOUT(ksm_prctl, madvise_under_merge_any, 600)
 	fill_same(b, n, seed);
 	/* Already mergeable: MADV_MERGEABLE is a no-op success. */
 	EXPECT_EQ(0, madvise(a, n * self->ps, MADV_MERGEABLE));
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 	expect_all_on(_metadata, pfn_at(_metadata, a), a, n);
 	expect_all_on(_metadata, pfn_at(_metadata, a), b, n);
 
@@ -402,7 +388,7 @@ TEST_F_TIMEOUT(ksm_prctl, madvise_under_merge_any, 600)
 
 	ASSERT_EQ(0, madvise(a, n * self->ps, MADV_MERGEABLE));
 	EXPECT_EQ(1, ksm_vma_mergeable(0, a));
-	RUN_PASSES(3);
+	KSM_RUN_PASSES(3);
 	expect_all_on(_metadata, pfn_at(_metadata, b), a, n);
 	expect_content(_metadata, a, n, seed);
 }
@@ -438,7 +424,7 @@ TEST_F_TIMEOUT(ksm_prctl, disable_keeps_madvise, 600)
 	EXPECT_EQ(0L, get_merge());
 	EXPECT_EQ(1, ksm_vma_mergeable(0, p));
 
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 	/* Only this area is mergeable: the global counts are exact. */
 	EXPECT_EQ(1UL, ksm_get("pages_shared"));
 	EXPECT_EQ(n - 1, ksm_get("pages_sharing"));
@@ -461,7 +447,7 @@ TEST_F_TIMEOUT(ksm_prctl, fork_inherits, 600)
 	EXPECT_PRCTL_OK(PR_SET_MEMORY_MERGE, 1, 0, 0, 0);
 	p = new_region(_metadata, self, n, MAP_PRIVATE);
 	fill_same(p, n, seed);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 	kpfn = pfn_at(_metadata, p);
 	expect_all_on(_metadata, kpfn, p, n);
 

@@ -379,6 +379,29 @@ static inline int ksm_fast_scanning(void)
 	return err;
 }
 
+/*
+ * Reset KSM, make passes quick, and set the knobs exact page counts depend
+ * on to their defaults (smart_scan as given: 1 is the default). Returns 0
+ * or the first -errno.
+ */
+static inline int ksm_counting_setup(bool smart_scan)
+{
+	int err;
+
+	err = ksm_reset();
+	if (!err)
+		err = ksm_fast_scanning();
+	if (!err)
+		err = ksm_write("max_page_sharing", "256");
+	if (!err)
+		err = ksm_write("use_zero_pages", "0");
+	if (!err)
+		err = ksm_write("smart_scan", smart_scan ? "1" : "0");
+	if (!err && ksm_file_exists("merge_across_nodes"))
+		err = ksm_write("merge_across_nodes", "1");
+	return err;
+}
+
 /* ------------------------------------------------------------------ */
 /* Waiting for ksmd                                                   */
 /* ------------------------------------------------------------------ */

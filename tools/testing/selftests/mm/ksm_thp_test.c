@@ -28,6 +28,7 @@
 
 #include "ksm_test_util.h"
 #include "../kselftest_harness.h"
+#include "ksm_test_harness.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -328,14 +329,6 @@ static void expect_intact(struct __test_metadata *_metadata,
 	}
 }
 
-#define RUN_PASSES(n) do {						\
-	unsigned long __seen = 0;					\
-	int __e = ksm_run_passes((n), NULL, &__seen);			\
-	ASSERT_EQ(0, __e)						\
-		TH_LOG("ksmd: full_scans at %lu, wanted +%d within %ds: %s", \
-		       __seen, (n), KSM_SCAN_TIMEOUT_SEC, strerror(-__e)); \
-} while (0)
-
 /*
  * What merging "main" (plus "few" when @few) must give: per huge page,
  * each shared page is one KSM page mapped NPROC times and the repeated
@@ -403,7 +396,7 @@ TEST_F_TIMEOUT(ksm_thp, merge_split_and_keep, 900)
 	expect_huge(_metadata, self, FEW, variant->huge, "before merging");
 	expect_huge(_metadata, self, UNIQ, variant->huge, "before merging");
 
-	RUN_PASSES(3);
+	KSM_RUN_PASSES(3);
 	/* "few" merges only where it is not a huge page to begin with. */
 	expect_counts(_metadata, variant, !variant->huge);
 	expect_huge(_metadata, self, MAIN, false, "after merging");
@@ -424,7 +417,7 @@ TEST_F_TIMEOUT(ksm_thp, merge_split_and_keep, 900)
 
 		/* Any mergeable page justifies a split now. */
 		ASSERT_EQ(0, ksm_write("huge_split_min_subpages", "1"));
-		RUN_PASSES(3);
+		KSM_RUN_PASSES(3);
 		expect_counts(_metadata, variant, true);
 		expect_huge(_metadata, self, FEW, false, "with threshold 1");
 		expect_huge(_metadata, self, UNIQ, true, "with threshold 1");

@@ -26,6 +26,7 @@
 
 #include "../kselftest_harness.h"
 #include "ksm_test_util.h"
+#include "ksm_test_harness.h"
 
 /* Pages per process: 8 blocks of 2 MiB, every kind of page in each. */
 #define NPAGES		4096
@@ -116,13 +117,7 @@ FIXTURE_SETUP(ksm_threads)
 	if (!ksm_file_exists("ksmd_threads"))
 		SKIP(return, "no ksmd_threads knob (not our KSM)");
 	ksm_save_knobs(&self->saved);
-	ASSERT_EQ(0, ksm_reset());
-	ASSERT_EQ(0, ksm_fast_scanning());
-	ASSERT_EQ(0, ksm_write("max_page_sharing", "256"));
-	ASSERT_EQ(0, ksm_write("use_zero_pages", "0"));
-	ASSERT_EQ(0, ksm_write("smart_scan", "1"));
-	if (ksm_file_exists("merge_across_nodes"))
-		ASSERT_EQ(0, ksm_write("merge_across_nodes", "1"));
+	ASSERT_EQ(0, ksm_counting_setup(true));
 	self->base = ksm_unique_seed() << 8;
 }
 
@@ -196,42 +191,17 @@ static void finish_child(struct __test_metadata *_metadata,
 	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
 }
 
-#define RUN_PASSES(n) do {						\
-	unsigned long __start = 0, __seen = 0;				\
-	int __e = ksm_run_passes((n), &__start, &__seen);		\
-	ASSERT_EQ(0, __e)						\
-		TH_LOG("ksmd: full_scans %lu -> %lu, wanted +%d within %ds: %s", \
-		       __start, __seen, (n), KSM_SCAN_TIMEOUT_SEC,	\
-		       strerror(-__e));					\
-} while (0)
-
-#define EXPECT_KSM(name, val) do {					\
-	unsigned long __v = ksm_get(name);				\
-	EXPECT_EQ((unsigned long)(val), __v)				\
-		TH_LOG("/sys/kernel/mm/ksm/%s", name);			\
-} while (0)
-
 /* Both processes' pages merged exactly as one thread merges them. */
 static void expect_merged(struct __test_metadata *_metadata,
 			  FIXTURE_DATA(ksm_threads) *self)
 {
-	EXPECT_KSM("pages_shared", WANT_SHARED);
-	EXPECT_KSM("pages_sharing", WANT_SHARING);
-	EXPECT_KSM("pages_unshared", NPAGES);
-	EXPECT_KSM("pages_volatile", 0);
+	KSM_EXPECT("pages_shared", WANT_SHARED);
+	KSM_EXPECT("pages_sharing", WANT_SHARING);
+	KSM_EXPECT("pages_unshared", NPAGES);
+	KSM_EXPECT("pages_volatile", 0);
 	EXPECT_EQ((long)NPAGES / 2, ksm_read_merging_pages(0));
 	EXPECT_EQ((long)NPAGES / 2, ksm_read_merging_pages(self->child));
 	EXPECT_EQ(0UL, (unsigned long)count_bad(self->mine, self->base, 0));
-}
-
-static struct ksm_proc_stat proc_stat(struct __test_metadata *_metadata,
-				      pid_t pid)
-{
-	struct ksm_proc_stat st;
-	int err = ksm_read_proc_stat(pid, &st);
-
-	EXPECT_EQ(0, err) TH_LOG("ksm_stat of %d: %s", pid, strerror(-err));
-	return st;
 }
 
 /*
@@ -241,11 +211,11 @@ static struct ksm_proc_stat proc_stat(struct __test_metadata *_metadata,
 static void expect_alone(struct __test_metadata *_metadata,
 			 FIXTURE_DATA(ksm_threads) *self)
 {
-	struct ksm_proc_stat st = proc_stat(_metadata, 0);
+	struct ksm_proc_stat st = ksm_expect_proc_stat(_metadata, 0);
 
-	EXPECT_KSM("pages_shared", NPAGES / 4 + NGROUPS);
-	EXPECT_KSM("pages_sharing", NPAGES / 4 - NGROUPS);
-	EXPECT_KSM("pages_unshared", NPAGES / 2);
+	KSM_EXPECT("pages_shared", NPAGES / 4 + NGROUPS);
+	KSM_EXPECT("pages_sharing", NPAGES / 4 - NGROUPS);
+	KSM_EXPECT("pages_unshared", NPAGES / 2);
 	EXPECT_EQ((long)NPAGES, st.rmap_items);
 	EXPECT_EQ((long)NPAGES / 2, st.merging_pages);
 	EXPECT_EQ(0UL, (unsigned long)count_bad(self->mine, self->base, 0));
@@ -260,16 +230,16 @@ TEST_F(ksm_threads, knob)
 	size_t i;
 	int n;
 
-	EXPECT_KSM("ksmd_threads", 1);
+	KSM_EXPECT("ksmd_threads", 1);
 	EXPECT_EQ(1, count_ksmd_threads());
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		EXPECT_EQ(-EINVAL, ksm_write("ksmd_threads", bad[i]))
 			TH_LOG("ksmd_threads=\"%s\"", bad[i]);
-	EXPECT_KSM("ksmd_threads", 1);
+	KSM_EXPECT("ksmd_threads", 1);
 
 	for (n = 1; n <= 16; n *= 2) {
 		ASSERT_EQ(0, ksm_write_ul("ksmd_threads", n));
-		EXPECT_KSM("ksmd_threads", n);
+		KSM_EXPECT("ksmd_threads", n);
 		EXPECT_EQ(n, count_ksmd_threads());
 	}
 	ASSERT_EQ(0, ksm_write("ksmd_threads", "3"));
@@ -289,12 +259,12 @@ TEST_F_TIMEOUT(ksm_threads, exact_merge, 600)
 	ASSERT_EQ(0, ksm_write("pages_to_scan", "37"));
 	start_child(_metadata, self);
 	start_mine(_metadata, self);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 	expect_merged(_metadata, self);
 	finish_child(_metadata, self);
 
 	/* The child's exit leaves us the only mapper of what it shared. */
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 	expect_alone(_metadata, self);
 }
 
@@ -317,7 +287,7 @@ TEST_F_TIMEOUT(ksm_threads, count_changes_mid_pass, 600)
 	}
 	ASSERT_EQ(0, ksm_write("run", "0"));
 	/* Whatever pass ksmd was in, two more whole ones merge all. */
-	RUN_PASSES(3);
+	KSM_RUN_PASSES(3);
 	EXPECT_LE(start + 3, ksm_get("full_scans"));
 	expect_merged(_metadata, self);
 	finish_child(_metadata, self);
@@ -347,16 +317,16 @@ TEST_F_TIMEOUT(ksm_threads, stop_and_unmerge_mid_pass, 600)
 	} while (scanned < NPAGES / 2);
 	ASSERT_EQ(0, ksm_write("run", "0"));
 	ASSERT_EQ(0, ksm_write("run", "2"));
-	EXPECT_KSM("pages_shared", 0);
-	EXPECT_KSM("pages_sharing", 0);
-	EXPECT_KSM("pages_unshared", 0);
-	EXPECT_KSM("full_scans", 0);
+	KSM_EXPECT("pages_shared", 0);
+	KSM_EXPECT("pages_sharing", 0);
+	KSM_EXPECT("pages_unshared", 0);
+	KSM_EXPECT("full_scans", 0);
 	EXPECT_EQ(0L, ksm_read_merging_pages(0));
-	EXPECT_EQ(0L, proc_stat(_metadata, 0).rmap_items);
-	EXPECT_EQ(0L, proc_stat(_metadata, self->child).rmap_items);
+	EXPECT_EQ(0L, ksm_expect_proc_stat(_metadata, 0).rmap_items);
+	EXPECT_EQ(0L, ksm_expect_proc_stat(_metadata, self->child).rmap_items);
 
 	ASSERT_EQ(0, ksm_write("run", "0"));
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 	expect_merged(_metadata, self);
 	finish_child(_metadata, self);
 }
@@ -373,7 +343,7 @@ TEST_F_TIMEOUT(ksm_threads, exit_while_claimed, 600)
 	ASSERT_EQ(0, ksm_write("pages_to_scan", "23"));
 	start_child(_metadata, self);
 	start_mine(_metadata, self);
-	RUN_PASSES(2);
+	KSM_RUN_PASSES(2);
 	expect_merged(_metadata, self);
 
 	ASSERT_EQ(0, ksm_write("run", "1"));
@@ -382,7 +352,7 @@ TEST_F_TIMEOUT(ksm_threads, exit_while_claimed, 600)
 	ASSERT_EQ(self->child, waitpid(self->child, &status, 0));
 	self->child = 0;
 	ASSERT_EQ(0, ksm_write("run", "0"));
-	RUN_PASSES(3);
+	KSM_RUN_PASSES(3);
 	expect_alone(_metadata, self);
 }
 
