@@ -318,6 +318,24 @@ static int ksm_resize_trees(bool across)
 }
 
 /**
+ * ksm_require_no_ksm_pages() - check that no KSM page is mapped
+ *
+ * Knobs that change where pages are filed (merge_across_nodes,
+ * max_page_sharing, merge_domain) may only change while no KSM page is
+ * mapped; the stable nodes left over from freed KSM pages are dropped.
+ *
+ * Context: ksm_engine_lock() held.
+ * Return: 0 with the stable trees empty, or -EBUSY.
+ */
+int ksm_require_no_ksm_pages(void)
+{
+	ksm_assert_locked();
+	if (ksm_ctx.stats.pages_shared || ksm_stable_drop_all())
+		return -EBUSY;
+	return 0;
+}
+
+/**
  * ksm_set_merge_across_nodes() - switch between one tree and one per node
  * @across: true to merge pages of different NUMA nodes.
  *
@@ -331,11 +349,9 @@ int ksm_set_merge_across_nodes(bool across)
 	ksm_engine_lock();
 	if (ksm_ctx.knobs.merge_across_nodes == across)
 		goto out;
-	if (ksm_ctx.stats.pages_shared || ksm_stable_drop_all()) {
-		err = -EBUSY;
-		goto out;
-	}
-	err = ksm_resize_trees(across);
+	err = ksm_require_no_ksm_pages();
+	if (!err)
+		err = ksm_resize_trees(across);
 	if (err)
 		goto out;
 	/* Unstable items filed under the old indexing are dropped. */
@@ -359,9 +375,8 @@ int ksm_set_max_page_sharing(unsigned int max)
 
 	ksm_engine_lock();
 	if (ksm_ctx.knobs.max_page_sharing != max) {
-		if (ksm_ctx.stats.pages_shared || ksm_stable_drop_all())
-			err = -EBUSY;
-		else
+		err = ksm_require_no_ksm_pages();
+		if (!err)
 			WRITE_ONCE(ksm_ctx.knobs.max_page_sharing, max);
 	}
 	ksm_engine_unlock();

@@ -455,10 +455,9 @@ int ksm_set_merge_domain(unsigned int mode)
 	ksm_engine_lock();
 	if (ksm_ctx.knobs.merge_domain == mode)
 		goto out;
-	if (ksm_ctx.stats.pages_shared || ksm_stable_drop_all()) {
-		err = -EBUSY;
+	err = ksm_require_no_ksm_pages();
+	if (err)
 		goto out;
-	}
 	ksm_unstable_reset();
 	WRITE_ONCE(ksm_ctx.knobs.merge_domain, mode);
 out:

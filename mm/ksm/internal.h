@@ -444,6 +444,7 @@ void ksm_wake_thread(void);
 int ksm_set_run(unsigned int run);
 int ksm_set_merge_across_nodes(bool across);
 int ksm_set_max_page_sharing(unsigned int max);
+int ksm_require_no_ksm_pages(void);
 int ksm_set_threads(unsigned int nr);
 u64 ksm_threads_runtime(void);
 
