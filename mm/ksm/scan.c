@@ -401,6 +401,14 @@ static void ksm_scan_next_mm(void)
 	}
 }
 
+/* Count a claim (active or parked) on @slot in or out; see __ksm_exit(). */
+static void ksm_slot_claims_add(struct ksm_mm *slot, int delta)
+{
+	spin_lock(&ksm_ctx.mm_list_lock);
+	slot->claims += delta;
+	spin_unlock(&ksm_ctx.mm_list_lock);
+}
+
 /*
  * Claim the next block of the cursor's mm that has a page to visit. Items
  * of the blocks passed over are freed: they have no page left to
@@ -427,9 +435,7 @@ static bool ksm_scan_next_block(struct ksm_claim *claim)
 		return false;
 
 	cur->address = start + KSM_BLOCK_SIZE;
-	spin_lock(&ksm_ctx.mm_list_lock);
-	slot->claims++;
-	spin_unlock(&ksm_ctx.mm_list_lock);
+	ksm_slot_claims_add(slot, 1);
 	claim->slot = slot;
 	claim->address = start;
 	claim->end = start + KSM_BLOCK_SIZE;
@@ -474,9 +480,7 @@ static void ksm_claim_drop(struct ksm_claim *claim)
 {
 	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
 
-	spin_lock(&ksm_ctx.mm_list_lock);
-	claim->slot->claims--;
-	spin_unlock(&ksm_ctx.mm_list_lock);
+	ksm_slot_claims_add(claim->slot, -1);
 	claim->slot = NULL;
 	WRITE_ONCE(cur->nr_active, cur->nr_active - 1);
 	ksm_scan_try_end_pass();
@@ -514,12 +518,10 @@ static void ksm_scan_unpark_all(void)
 {
 	struct ksm_scan_cursor *cur = &ksm_ctx.scan;
 
-	spin_lock(&ksm_ctx.mm_list_lock);
 	while (cur->nr_parked) {
 		WRITE_ONCE(cur->nr_parked, cur->nr_parked - 1);
-		cur->parked[cur->nr_parked].slot->claims--;
+		ksm_slot_claims_add(cur->parked[cur->nr_parked].slot, -1);
 	}
-	spin_unlock(&ksm_ctx.mm_list_lock);
 }
 
 /*
