@@ -461,6 +461,55 @@ static inline int ksm_run_passes(unsigned int passes, unsigned long *start,
 	return err;
 }
 
+/*
+ * Like ksm_run_passes(), for tests that want ksmd busy for a while rather
+ * than for an exact number of passes: run until @max_passes passes, or
+ * until @secs seconds have gone by and at least @min_passes passes were
+ * made, whichever comes first.  A slow host only makes fewer passes; a
+ * hang (no pass completed for KSM_SCAN_TIMEOUT_SEC) is -ETIMEDOUT.
+ * *passes is the number of passes completed.
+ */
+static inline int ksm_run_passes_for(unsigned int min_passes,
+				     unsigned int max_passes, double secs,
+				     unsigned long *passes)
+{
+	double start = ksm_now(), progress = start;
+	unsigned long base, last, cur = 0;
+	int err;
+
+	err = ksm_read_ul("full_scans", &base);
+	if (err)
+		return err;
+	last = base;
+	err = ksm_write("run", "1");
+	if (err)
+		return err;
+	for (;;) {
+		double now;
+
+		err = ksm_read_ul("full_scans", &cur);
+		if (err)
+			break;
+		now = ksm_now();
+		if (cur != last) {
+			last = cur;
+			progress = now;
+		}
+		if (cur - base >= max_passes ||
+		    (cur - base >= min_passes && now - start >= secs))
+			break;
+		if (now - progress > KSM_SCAN_TIMEOUT_SEC) {
+			err = -ETIMEDOUT;
+			break;
+		}
+		usleep(10000);
+	}
+	*passes = cur - base;
+	if (ksm_write("run", "0") && !err)
+		err = -EIO;
+	return err;
+}
+
 /* ------------------------------------------------------------------ */
 /* Memory helpers                                                     */
 /* ------------------------------------------------------------------ */
