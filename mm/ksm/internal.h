@@ -12,6 +12,7 @@
 #include "../internal.h"
 #include "../mm_slot.h"
 #include <linux/mutex.h>
+#include <linux/pagemap.h>
 #include <linux/rbtree.h>
 #include <linux/rwsem.h>
 #include <linux/spinlock.h>
@@ -42,8 +43,8 @@
  *    for write and never take ksm_ctx.lock; the one exception, moving an
  *    mm to another merge domain (domain.c), drops it first and takes
  *    ksm_engine_lock(), then mmap_lock for read, like ksmd.
- * 4. folio lock of a KSM folio: guards the folio's stable node rmap list,
- *    so that rmap_walk_ksm() (which holds only the folio lock) sees a list
+ * 4. folio lock of a KSM folio: guards its stable node's mapper array, so
+ *    that rmap_walk_ksm() (which holds only the folio lock) sees an array
  *    nobody is changing.
  * 5. anon_vma lock, page table lock: taken by the core mm helpers we call.
  * 6. ksm_ctx.mm_list_lock (spinlock): the list and hash of registered mms,
@@ -90,13 +91,15 @@ struct ksm_stable_node;
  * @nid: index of the tree the item was filed under (NEW, UNSTABLE).
  * @stable: the stable node the page is merged into (STABLE).
  * @anon_vma: the VMA's anon_vma, pinned from the merge on (STABLE).
- * @stable_next: next item on @stable's list (STABLE).
+ * @stable_slot: index of the item in @stable's mapper array (STABLE).
+ * @pgoff_delta: the page's offset in its VMA's linear layout minus @vpn,
+ *               or KSM_PGOFF_UNKNOWN (STABLE); see ksm_item_pgoff().
  *
  * 48 bytes on 64-bit: what an item needs while it waits for a twin and
  * what it needs once merged overlap. The order of the two arms matters:
- * a merge pins @anon_vma (over @chain) while @hash is still to be read,
- * and @stable and @stable_next are only written once the item is filed
- * under its KSM page.
+ * a merge pins @anon_vma (over @chain) and records @pgoff_delta (over
+ * @nid) while @hash is still to be read, and @stable and @stable_slot are
+ * only written once the item is filed under its KSM page.
  *
  * Access under ksm_ctx.lock, except the stable fields which rmap walkers
  * read under the KSM folio's lock.
@@ -119,7 +122,8 @@ struct ksm_rmap_item {
 		struct {
 			struct ksm_stable_node *stable;
 			struct anon_vma *anon_vma;
-			struct ksm_rmap_item *stable_next;
+			unsigned int stable_slot;
+			int pgoff_delta;
 		};
 	};
 };
@@ -128,6 +132,42 @@ struct ksm_rmap_item {
 static inline unsigned long ksm_item_addr(const struct ksm_rmap_item *item)
 {
 	return (unsigned long)item->vpn << PAGE_SHIFT;
+}
+
+/* ->pgoff_delta of a page whose offset does not fit in an int. */
+#define KSM_PGOFF_UNKNOWN	INT_MIN
+
+/*
+ * Where a merged page sits in the linear layout of the VMAs that map it:
+ * the page offsets that anon_vma interval trees are keyed by. A VMA that
+ * maps a KSM page got it from the merge or by fork, which copies the
+ * layout; mremap() unmerges what it moves, and VMA merges and splits keep
+ * every page's offset. So of all the VMAs of the item's anon_vma, only
+ * those covering this one offset can map the page: an interval tree
+ * lookup, O(log VMAs), finds them. When the offset was not recorded the
+ * range is every offset.
+ */
+static inline void ksm_item_pgoff_range(const struct ksm_rmap_item *item,
+					pgoff_t *first, pgoff_t *last)
+{
+	if (item->pgoff_delta == KSM_PGOFF_UNKNOWN) {
+		*first = 0;
+		*last = ULONG_MAX;
+		return;
+	}
+	*first = item->vpn + item->pgoff_delta;
+	*last = *first;
+}
+
+/* Record the layout of @vma, in which @item's page is being merged. */
+static inline void ksm_item_set_pgoff(struct ksm_rmap_item *item,
+				      struct vm_area_struct *vma)
+{
+	long delta = (long)linear_page_index(vma, ksm_item_addr(item)) -
+		     (long)item->vpn;
+
+	item->pgoff_delta = delta > INT_MIN && delta <= INT_MAX ?
+			    (int)delta : KSM_PGOFF_UNKNOWN;
 }
 
 /**
@@ -155,11 +195,19 @@ struct ksm_stable_key {
 /**
  * struct ksm_stable_node - the KSM-side identity of one KSM folio
  * @key: the content this folio holds.
- * @copy_link: link on @key->copies.
- * @rmap_items: first of the rmap items mapping this folio, linked by
- *              ->stable_next (changed under the folio lock).
- * @nr_items: length of @rmap_items.
+ * @copy_link: link on @key->copies: copies with room for another mapper
+ *             first, full ones (max_page_sharing mappers) at the tail.
+ * @mappers: the rmap items mapping this folio, in no particular order;
+ *           each knows its index (->stable_slot). Changed under the folio
+ *           lock and ksm_ctx.lock.
+ * @nr_items: entries used in @mappers.
+ * @capacity: entries allocated in @mappers.
  * @kpfn: pfn of the folio; updated by migration.
+ *
+ * Adding a mapper appends it; removing one moves the last entry into its
+ * slot: both O(1) whatever the number of mappers (amortized: the array
+ * doubles when full and halves when a quarter full). The array costs
+ * 8 bytes per mapper, only while merged.
  *
  * A KSM folio's ->mapping holds the address of its node plus
  * PAGE_MAPPING_KSM. The node outlives the folio: when the folio is freed,
@@ -168,8 +216,9 @@ struct ksm_stable_key {
 struct ksm_stable_node {
 	struct ksm_stable_key *key;
 	struct list_head copy_link;
-	struct ksm_rmap_item *rmap_items;
+	struct ksm_rmap_item **mappers;
 	unsigned int nr_items;
+	unsigned int capacity;
 	unsigned long kpfn;
 };
 
@@ -477,6 +526,7 @@ struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid);
 bool ksm_stable_has_hash(u64 hash, int nid);
 struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
 					  u64 domain);
+int ksm_stable_make_room(struct ksm_stable_node *node);
 void ksm_stable_add_item(struct ksm_stable_node *node,
 			 struct ksm_rmap_item *item);
 void ksm_stable_remove_item(struct ksm_rmap_item *item);

@@ -19,7 +19,9 @@ static void ksm_collect_item_procs(struct ksm_rmap_item *item,
 {
 	struct anon_vma *anon_vma = item->anon_vma;
 	struct task_struct *tsk;
+	pgoff_t first, last;
 
+	ksm_item_pgoff_range(item, &first, &last);
 	anon_vma_lock_read(anon_vma);
 	rcu_read_lock();
 	for_each_process(tsk) {
@@ -28,8 +30,8 @@ static void ksm_collect_item_procs(struct ksm_rmap_item *item,
 
 		if (!t)
 			continue;
-		anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, 0,
-					       ULONG_MAX) {
+		anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, first,
+					       last) {
 			if (avc->vma->vm_mm == t->mm)
 				add_to_kill_ksm(t, page, avc->vma, to_kill,
 						ksm_item_addr(item));
@@ -50,10 +52,11 @@ void collect_procs_ksm(struct folio *folio, struct page *page,
 		       struct list_head *to_kill, int force_early)
 {
 	struct ksm_stable_node *node = ksm_folio_node(folio);
-	struct ksm_rmap_item *item;
+	unsigned int i;
 
 	if (!node)
 		return;
-	for (item = node->rmap_items; item; item = item->stable_next)
-		ksm_collect_item_procs(item, page, to_kill, force_early);
+	for (i = 0; i < node->nr_items; i++)
+		ksm_collect_item_procs(node->mappers[i], page, to_kill,
+				       force_early);
 }

@@ -31,6 +31,8 @@ static bool ksm_vma_is_fork(struct vm_area_struct *vma,
 /*
  * Call @rwc->rmap_one for the VMAs under @item's anon_vma that cover its
  * address, in the merger's mm (@forks false) or in other mms (@forks true).
+ * Only the VMAs covering the page's offset are looked at (see
+ * ksm_item_pgoff_range()): O(log n) in the VMAs of the anon_vma, not O(n).
  * Returns false when the walk must stop.
  */
 static bool ksm_rmap_walk_item(struct folio *folio, struct ksm_rmap_item *item,
@@ -39,6 +41,7 @@ static bool ksm_rmap_walk_item(struct folio *folio, struct ksm_rmap_item *item,
 	struct anon_vma *anon_vma = item->anon_vma;
 	unsigned long addr = ksm_item_addr(item);
 	struct anon_vma_chain *avc;
+	pgoff_t first, last;
 	bool more = true;
 
 	if (!anon_vma_trylock_read(anon_vma)) {
@@ -48,7 +51,8 @@ static bool ksm_rmap_walk_item(struct folio *folio, struct ksm_rmap_item *item,
 		}
 		anon_vma_lock_read(anon_vma);
 	}
-	anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, 0, ULONG_MAX) {
+	ksm_item_pgoff_range(item, &first, &last);
+	anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, first, last) {
 		struct vm_area_struct *vma = avc->vma;
 
 		cond_resched();
@@ -79,7 +83,7 @@ static bool ksm_rmap_walk_item(struct folio *folio, struct ksm_rmap_item *item,
 void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
 {
 	struct ksm_stable_node *node;
-	struct ksm_rmap_item *item;
+	unsigned int i;
 	int forks;
 
 	VM_WARN_ON_ONCE_FOLIO(!folio_test_ksm(folio), folio);
@@ -89,9 +93,10 @@ void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
 	if (!node)
 		return;
 	for (forks = 0; forks < 2; forks++) {
-		for (item = node->rmap_items; item; item = item->stable_next) {
+		for (i = 0; i < node->nr_items; i++) {
 			cond_resched();
-			if (!ksm_rmap_walk_item(folio, item, rwc, forks))
+			if (!ksm_rmap_walk_item(folio, node->mappers[i], rwc,
+						forks))
 				return;
 		}
 	}

@@ -525,9 +525,22 @@ static void ksm_scan_unpark_all(void)
 }
 
 /*
+ * @item's page was just merged in @vma: pin the VMA's anon_vma, through
+ * which rmap walks of the KSM page find its mappings, and the page's
+ * place in the VMA's layout, which narrows those walks to one offset.
+ */
+static void ksm_item_pin_vma(struct ksm_rmap_item *item,
+			     struct vm_area_struct *vma)
+{
+	item->anon_vma = vma->anon_vma;
+	get_anon_vma(item->anon_vma);
+	ksm_item_set_pgoff(item, vma);
+}
+
+/*
  * With @item's mmap_lock held, map @kpage in place of @page, or turn @page
  * itself into a new KSM page when @kpage is NULL. On success the item pins
- * its VMA's anon_vma: rmap walks of the KSM page go through it.
+ * its VMA (ksm_item_pin_vma()).
  */
 static int ksm_item_merge(struct ksm_rmap_item *item, struct page *page,
 			  struct page *kpage)
@@ -541,10 +554,8 @@ static int ksm_item_merge(struct ksm_rmap_item *item, struct page *page,
 	if (vma)
 		err = kpage ? ksm_merge_into(vma, page, kpage) :
 			      ksm_promote_page(vma, page);
-	if (!err) {
-		item->anon_vma = vma->anon_vma;
-		get_anon_vma(item->anon_vma);
-	}
+	if (!err)
+		ksm_item_pin_vma(item, vma);
 	mmap_read_unlock(mm);
 	return err;
 }
@@ -554,6 +565,8 @@ static void ksm_scan_unmerge(struct ksm_rmap_item *item)
 {
 	put_anon_vma(item->anon_vma);
 	item->anon_vma = NULL;
+	item->pgoff_delta = 0;
+	item->hashed = 0;	/* the pinned VMA overwrote the table fields */
 	ksm_unmerge_item(item);
 }
 
@@ -574,13 +587,13 @@ static int ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
 	 */
 	folio_lock(kfolio);
 	node = ksm_folio_node(kfolio);
-	if (node)
+	err = node ? ksm_stable_make_room(node) : -EAGAIN;
+	if (!err)
 		ksm_stable_add_item(node, item);
 	folio_unlock(kfolio);
-	if (node)
-		return 0;
-	ksm_scan_unmerge(item);
-	return -EAGAIN;
+	if (err)
+		ksm_scan_unmerge(item);
+	return err;
 }
 
 /*
@@ -603,10 +616,8 @@ static int ksm_item_merge_fresh(struct ksm_rmap_item *item, struct page *page,
 		err = *kfolio ? ksm_merge_into(vma, page, &(*kfolio)->page) :
 				-ENOMEM;
 	}
-	if (!err) {
-		item->anon_vma = vma->anon_vma;
-		get_anon_vma(item->anon_vma);
-	}
+	if (!err)
+		ksm_item_pin_vma(item, vma);
 	mmap_read_unlock(mm);
 	if (err && *kfolio) {
 		folio_put(*kfolio);
@@ -673,6 +684,7 @@ static void ksm_scan_merge_pair(struct ksm_rmap_item *item, struct page *page,
 		node = ksm_stable_insert(kfolio, item->hash,
 					 ksm_ctx.scan.domain);
 	if (node) {
+		/* A new node has room for its first two mappers. */
 		ksm_stable_add_item(node, tree_item);
 		ksm_stable_add_item(node, item);
 	}

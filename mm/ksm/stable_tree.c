@@ -13,8 +13,13 @@
  * folio's ->mapping and is dropped the next time anyone looks at it, or by
  * the periodic prune.
  *
- * Everything here runs under ksm_ctx.lock. A node's rmap list is also
+ * Everything here runs under ksm_ctx.lock. A node's mapper array is also
  * guarded by its folio lock, for rmap_walk_ksm().
+ *
+ * Costs, for a KSM page with n mappers and a content with c copies:
+ * adding or removing a mapper is O(1) (amortized: the mapper array grows
+ * and shrinks by halves), picking a copy with room is O(1) since full
+ * copies wait at the tail of the key's list, and a lookup is O(log keys).
  */
 
 #include <linux/mm.h>
@@ -96,6 +101,44 @@ static struct folio *ksm_stable_folio_lock(struct ksm_stable_node *node)
 	return NULL;
 }
 
+/* Fewest mapper slots a node has: a new KSM page starts with two mappers. */
+#define KSM_NODE_MIN_CAPACITY	2
+
+/*
+ * Keep full copies of a content at the tail of its list, so that the first
+ * copy has room whenever any has: called after @node gained a mapper.
+ */
+static void ksm_node_note_gained(struct ksm_stable_node *node)
+{
+	if (node->nr_items == READ_ONCE(ksm_ctx.knobs.max_page_sharing))
+		list_move_tail(&node->copy_link, &node->key->copies);
+}
+
+/* ... and after it lost one: a copy that has room again goes first. */
+static void ksm_node_note_lost(struct ksm_stable_node *node)
+{
+	if (node->nr_items + 1 == READ_ONCE(ksm_ctx.knobs.max_page_sharing))
+		list_move(&node->copy_link, &node->key->copies);
+}
+
+/* Give @node's mapper array room for @capacity entries; 0 or -ENOMEM. */
+static int ksm_node_resize(struct ksm_stable_node *node, unsigned int capacity)
+{
+	struct ksm_rmap_item **mappers;
+
+	mappers = kvmalloc_array(capacity, sizeof(*mappers),
+				 GFP_KERNEL | __GFP_NOWARN);
+	if (!mappers)
+		return -ENOMEM;
+	if (node->nr_items)
+		memcpy(mappers, node->mappers,
+		       node->nr_items * sizeof(*mappers));
+	kvfree(node->mappers);
+	node->mappers = mappers;
+	node->capacity = capacity;
+	return 0;
+}
+
 /* Undo what joining @node did to the accounting of one mapper. */
 static void ksm_stable_account_leave(struct ksm_stable_node *node,
 				     struct ksm_rmap_item *item)
@@ -105,11 +148,13 @@ static void ksm_stable_account_leave(struct ksm_stable_node *node,
 		ksm_ctx.stats.pages_sharing--;
 	else
 		ksm_ctx.stats.pages_shared--;
+	ksm_node_note_lost(node);
 	item->mm->ksm_merging_pages--;
 	put_anon_vma(item->anon_vma);
 	item->anon_vma = NULL;
 	item->stable = NULL;
-	item->stable_next = NULL;
+	item->stable_slot = 0;
+	item->pgoff_delta = 0;
 	item->state = KSM_ITEM_NEW;
 	item->hashed = 0;	/* the stable fields overwrote the hash */
 }
@@ -144,15 +189,13 @@ static void ksm_key_free_if_empty(struct ksm_stable_key *key)
  */
 static void ksm_stable_node_free(struct ksm_stable_node *node)
 {
-	struct ksm_rmap_item *item;
-
-	while ((item = node->rmap_items)) {
-		node->rmap_items = item->stable_next;
-		ksm_stable_account_leave(node, item);
-	}
+	while (node->nr_items)
+		ksm_stable_account_leave(node,
+					 node->mappers[node->nr_items - 1]);
 	trace_ksm_remove_ksm_page(node->kpfn);
 	list_del(&node->copy_link);
 	ksm_key_account_copies(node->key, -1);
+	kvfree(node->mappers);
 	kmem_cache_free(ksm_stable_node_cache, node);
 }
 
@@ -265,34 +308,47 @@ again:
 	return NULL;
 }
 
+/* @node's folio, referenced, or NULL after freeing the stale @node. */
+static struct folio *ksm_node_folio_or_free(struct ksm_stable_node *node)
+{
+	struct folio *folio = ksm_stable_folio_lock(node);
+
+	if (!folio) {
+		ksm_stable_node_free(node);
+		return NULL;
+	}
+	folio_unlock(folio);
+	return folio;
+}
+
 /*
  * A live copy of @key with room for one more mapper, on the right node.
- * New copies go to the head of the list, so the first copy with room is
- * normally the first one looked at; full copies are skipped without
- * touching their folios.
+ * Copies with room come before full ones, so the walk stops at the first
+ * full copy: past stale copies and copies that migration moved to another
+ * node, it looks at one copy whatever their number.
  */
 static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
 				       struct page *page)
 {
 	unsigned int max = READ_ONCE(ksm_ctx.knobs.max_page_sharing);
-	struct ksm_stable_node *node, *tmp, *own = NULL;
+	struct ksm_stable_node *node, *tmp;
 	struct folio *folio;
 
-	/* A forked KSM page is already merged with itself. */
-	if (PageKsm(page))
-		own = ksm_folio_node(page_folio(page));
+	/* A forked KSM page is already merged with itself, full or not. */
+	node = PageKsm(page) ? ksm_folio_node(page_folio(page)) : NULL;
+	if (node && node->key == key) {
+		folio = ksm_node_folio_or_free(node);
+		if (folio)
+			return folio;
+	}
 
 	list_for_each_entry_safe(node, tmp, &key->copies, copy_link) {
-		if (node != own && node->nr_items >= max)
+		if (node->nr_items >= max)
+			break;
+		folio = ksm_node_folio_or_free(node);
+		if (!folio)
 			continue;
-		folio = ksm_stable_folio_lock(node);
-		if (!folio) {
-			ksm_stable_node_free(node);
-			continue;
-		}
-		folio_unlock(folio);
-		if (node == own ||
-		    ksm_tree_index(folio_nid(folio)) == key->nid)
+		if (ksm_tree_index(folio_nid(folio)) == key->nid)
 			return folio;
 		folio_put(folio);
 	}
@@ -394,6 +450,10 @@ struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
 				 __GFP_NORETRY | __GFP_NOWARN);
 	if (!node)
 		return NULL;
+	if (ksm_node_resize(node, KSM_NODE_MIN_CAPACITY)) {
+		kmem_cache_free(ksm_stable_node_cache, node);
+		return NULL;
+	}
 
 	key = ksm_key_find(root, &kfolio->page, hash, true, &link, &parent);
 	if (!key) {
@@ -402,11 +462,11 @@ struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
 			key->domain = domain;
 	}
 	if (!key) {
+		kvfree(node->mappers);
 		kmem_cache_free(ksm_stable_node_cache, node);
 		return NULL;
 	}
 
-	node->rmap_items = NULL;
 	node->key = key;
 	node->kpfn = folio_pfn(kfolio);
 	list_add(&node->copy_link, &key->copies);
@@ -416,8 +476,27 @@ struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
 }
 
 /**
- * ksm_stable_add_item() - record one more mapper of a KSM page
+ * ksm_stable_make_room() - make sure a KSM page can take one more mapper
  * @node: the KSM page's node; its folio is locked by the caller.
+ *
+ * A new node has room for its first two mappers; later ones may need the
+ * mapper array doubled.
+ *
+ * Context: ksm_ctx.lock and the KSM folio lock held; may sleep.
+ * Return: 0, or -ENOMEM.
+ */
+int ksm_stable_make_room(struct ksm_stable_node *node)
+{
+	ksm_assert_locked();
+	if (node->nr_items < node->capacity)
+		return 0;
+	return ksm_node_resize(node, 2 * node->capacity);
+}
+
+/**
+ * ksm_stable_add_item() - record one more mapper of a KSM page
+ * @node: the KSM page's node, with room (see ksm_stable_make_room());
+ *        its folio is locked by the caller.
  * @item: the mapper's item, state KSM_ITEM_NEW, ->anon_vma pinned.
  *
  * Context: ksm_ctx.lock and the KSM folio lock held.
@@ -426,28 +505,40 @@ void ksm_stable_add_item(struct ksm_stable_node *node,
 			 struct ksm_rmap_item *item)
 {
 	ksm_assert_locked();
+	if (WARN_ON_ONCE(node->nr_items >= node->capacity))
+		return;
 	if (node->nr_items)
 		ksm_ctx.stats.pages_sharing++;
 	else
 		ksm_ctx.stats.pages_shared++;
-	node->nr_items++;
 	item->stable = node;
-	item->stable_next = node->rmap_items;
-	node->rmap_items = item;
+	item->stable_slot = node->nr_items;
+	node->mappers[node->nr_items++] = item;
 	item->state = KSM_ITEM_STABLE;
 	item->mm->ksm_merging_pages++;
+	ksm_node_note_gained(node);
 }
 
-/* Take @item off @node's list; the caller holds the folio lock. */
+/*
+ * Take @item out of @node's mapper array: the last entry takes its slot.
+ * The array halves once it is a quarter full (if memory allows), so that
+ * a page that once had many mappers does not keep their array.
+ */
 static void ksm_stable_unlink_item(struct ksm_stable_node *node,
 				   struct ksm_rmap_item *item)
 {
-	struct ksm_rmap_item **link = &node->rmap_items;
+	unsigned int slot = item->stable_slot;
+	struct ksm_rmap_item *last;
 
-	while (*link && *link != item)
-		link = &(*link)->stable_next;
-	if (!WARN_ON_ONCE(!*link))
-		*link = item->stable_next;
+	if (WARN_ON_ONCE(slot >= node->nr_items || node->mappers[slot] != item))
+		return;
+	last = node->mappers[node->nr_items - 1];
+	node->mappers[slot] = last;
+	last->stable_slot = slot;
+	node->mappers[node->nr_items - 1] = item;
+	if (node->capacity > KSM_NODE_MIN_CAPACITY &&
+	    node->nr_items - 1 <= node->capacity / 4)
+		ksm_node_resize(node, node->capacity / 2);
 }
 
 /**
@@ -469,11 +560,11 @@ void ksm_stable_remove_item(struct ksm_rmap_item *item)
 	if (!folio)
 		return;	/* the stale node took its mappers with it */
 
-	ksm_stable_unlink_item(node, item);
 	trace_ksm_remove_rmap_item(node->kpfn, item, item->mm);
+	ksm_stable_unlink_item(node, item);
+	ksm_stable_account_leave(node, item);
 	folio_unlock(folio);
 	folio_put(folio);
-	ksm_stable_account_leave(node, item);
 }
 
 /*
