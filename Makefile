@@ -10,7 +10,7 @@
 #   make demo [STOCK=1] [DEBUG=1]     the KSM demo (scripts/guest/demo.sh)
 #   make lint                         checkpatch, kernel-doc, W=1, sparse
 #   make htmldocs                     render our docs with the kernel's Sphinx
-#   make stress [DURATION=30m] [PHASES=a,b] [STOCK=1] [LEAN=1]
+#   make stress [DURATION=30m] [PHASES=a,b] [SCALE=0] [STOCK=1] [LEAN=1]
 #                                     long ksm_stress_test on the debug kernel
 #   make run MODE=<mode>              boot with ksm.harness=<mode>
 #                                     (any scripts/guest/<mode>.sh)
@@ -105,8 +105,8 @@ stress: deps
 	@secs=$$($(S)/duration-secs.sh "$(or $(DURATION),10m)") && \
 	$(S)/build-kernel.sh $(CHECK_VARIANT) && \
 	$(S)/build-initramfs.sh $(CHECK_VARIANT) && \
-	APPEND="$(APPEND) ksm.duration=$$secs$(if $(PHASES), ksm.phases=$(PHASES))" \
-	GUEST_TIMEOUT=$${GUEST_TIMEOUT:-$$((secs * 2 + 900))} \
+	APPEND="$(APPEND) ksm.duration=$$secs$(if $(PHASES), ksm.phases=$(PHASES))$(if $(SCALE), ksm.scale=$(SCALE))" \
+	GUEST_TIMEOUT=$${GUEST_TIMEOUT:-$$((secs * 2 + 900 + 3600))} \
 	$(S)/run-qemu.sh $(CHECK_VARIANT) stress
 
 boot: deps

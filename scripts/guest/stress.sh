@@ -4,9 +4,13 @@
 # Kernel command line (see guest-init.sh):
 #   ksm.duration=SECONDS    how long to stress (default 600)
 #   ksm.phases=P[,P...]     only these phases (ksm_stress_test -l lists them)
+#   ksm.scale=big|0         the scale suite first at its big profile (default
+#                           big: 100k mappers, 20k VMAs, 1000 processes, 512k
+#                           pages), or not at all (0)
 #
-# Sets KSM to full speed, runs /tests/ours/ksm_stress_test -d SECONDS and
-# turns its TAP results into the same marker lines as check.sh:
+# Runs ksm_scale_test (KSM_SCALE=big) first, then sets KSM to full speed,
+# runs /tests/ours/ksm_stress_test -d SECONDS and turns the TAP results of
+# both into the same marker lines as check.sh:
 #
 #   KSMTEST ksm_stress_test <test name> PASS|FAIL|SKIP
 #   KSMTEST-RC ksm_stress_test stress rc=<exit code> time=<seconds>[ timeout]
@@ -17,8 +21,10 @@
 
 DUR=${KSM_DURATION:-600}
 PHASES=${KSM_PHASES:-}
+SCALE=${KSM_SCALE:-big}
 BIN=/tests/ours/ksm_stress_test
 SUITE=ksm_stress_test
+SCALE_BIN=/tests/ours/ksm_scale_test
 
 case $DUR in
 '' | *[!0-9]*)
@@ -31,10 +37,11 @@ esac
 # results channel.
 . "${0%/*}/lib.sh"
 
-# One marker per TAP result "ok N name" / "not ok N name" / "... # SKIP",
-# keyed by N (the last result for a number wins, as in check.sh).
+# tap_marks TAPFILE SUITE: one marker per TAP result "ok N name" /
+# "not ok N name" / "... # SKIP", keyed by N (the last result for a number
+# wins, as in check.sh); "N results plan failed" goes to /tmp/SUITE.count.
 tap_marks() {
-	awk -v suite="$SUITE" '
+	awk -v suite="$2" '
 	/^1\.\.[0-9]+/ { plan = substr($1, 4) + 0; next }
 	/^(not )?ok [0-9]+/ {
 		num = (($1 == "not") ? $3 : $2) + 0
@@ -58,8 +65,35 @@ tap_marks() {
 			print "KSMTEST " suite " " name[i] " " res[i]
 			if (res[i] == "FAIL") failed++
 		}
-		print "N " n + 0 " " plan + 0 " " failed + 0 > "/tmp/stress.count"
+		print "N " n + 0 " " plan + 0 " " failed + 0 > ("/tmp/" suite ".count")
 	}' "$1"
+}
+
+# The scale suite's big profile, on a freshly reset KSM (the stress run
+# leaves state its exact counts would trip over, so it goes first).
+run_scale() {
+	echo "harness: run: KSM_SCALE=big $SCALE_BIN (timeout 3600s)"
+	reset_ksm || echo "harness: WARNING: resetting KSM did not finish in 180s"
+	start=$(date +%s)
+	rm -f /tmp/rc
+	(
+		cd /tests/ours || exit 1
+		KSM_SCALE=big timeout -s TERM -k 30 3600 "$SCALE_BIN"
+		echo $? >/tmp/rc
+	) 2>&1 | tee /tmp/scale.out
+	rc=$(cat /tmp/rc 2>/dev/null || echo 255)
+	tap_marks /tmp/scale.out ksm_scale_test >/tmp/scale.marks
+	while read -r l; do mark "$l"; done </tmp/scale.marks
+	read -r _ n plan failed </tmp/ksm_scale_test.count
+	if [ "$n" -lt "$plan" ] || { [ "$rc" != 0 ] && [ "$failed" = 0 ]; }; then
+		mark "KSMTEST ksm_scale_test big_profile:rc=$rc($n/$plan) FAIL"
+	fi
+	if dmesg 2>/dev/null | grep -qE "$splat_re"; then
+		echo "harness: kernel splat during the scale suite:"
+		dmesg | grep -E -m 20 "$splat_re"
+		mark "KSMTEST ksm_scale_test kernel_log FAIL"
+	fi
+	mark "KSMTEST-RC ksm_scale_test big rc=$rc time=$(($(date +%s) - start))s"
 }
 
 splat_re='Kernel panic|Oops|BUG:|WARNING:|kernel BUG at|cut here \]|general protection fault|KASAN:|KFENCE:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|bad unlock balance|DEBUG_LOCKS_WARN_ON|Call Trace|blocked for more than|rcu: INFO:|soft lockup|hard LOCKUP|list_(add|del) corruption|page dumped because'
@@ -78,6 +112,11 @@ echo "harness: nodes: $(cat /sys/devices/system/node/online 2>/dev/null)," \
 	"THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)," \
 	"zram: $(ls -d /sys/block/zram* 2>/dev/null | tr '\n' ' ')," \
 	"swaps: $(tail -n +2 /proc/swaps 2>/dev/null | wc -l)"
+
+if [ "$SCALE" != 0 ] && [ -x "$SCALE_BIN" ]; then
+	dmesg -c >/dev/null 2>&1
+	run_scale
+fi
 
 # Full speed; the binary sets (and afterwards restores) the same itself.
 reset_ksm || echo "harness: WARNING: resetting KSM did not finish in 180s (ksmd stuck?)"
@@ -108,9 +147,9 @@ if [ "$DURATION" -ge "$T" ] && [ "$RC" -ge 124 ]; then
 	echo "harness: TIMEOUT after ${T}s"
 fi
 
-tap_marks /tmp/stress.out >/tmp/stress.marks
+tap_marks /tmp/stress.out $SUITE >/tmp/stress.marks
 while read -r l; do mark "$l"; done </tmp/stress.marks
-read -r _ n plan failed </tmp/stress.count
+read -r _ n plan failed </tmp/$SUITE.count
 if [ -n "$TIMEDOUT" ]; then
 	mark "KSMTEST $SUITE $SUITE:timeout FAIL"
 elif [ "$n" -lt "$plan" ]; then
