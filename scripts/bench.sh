@@ -12,7 +12,7 @@
 #   REPS=N               repetitions per kernel (default 3; quick: 1)
 #   BENCH_QUICK=1        small sizes, for trying things out
 #   BENCH_ONLY=a,b       only these workloads (nodups, alldups, mix, scale,
-#                        threads, ksm_tests, corunner, thp)
+#                        threads, ksm_tests, corunner, mappers, vmas, thp)
 #   KSM_IMAGE=, STOCK_IMAGE=   use these bzImages instead of building
 #   TEST_TIMEOUT=SECS    bound of every wait inside a workload (default 900)
 #   GUEST_TIMEOUT=SECS   one guest boot (default 3600; quick: 900)

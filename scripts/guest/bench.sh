@@ -29,10 +29,12 @@ if [ "$QUICK" = 1 ]; then
 	NODUPS_MIB=64 ALLDUPS_MIB=32 MIX_MIB=16 THP_MIB=16
 	SCALE="16k:64 64k:256" THREADS_MIB=128
 	KT_MIB=32 CO_MIB=64 CO_SECS=2
+	MAPPERS_MIB=16 VMAS_PAGES=4000
 else
 	NODUPS_MIB=512 ALLDUPS_MIB=128 MIX_MIB=64 THP_MIB=64
 	SCALE="16k:64 512k:2048" THREADS_MIB=512
 	KT_MIB=256 CO_MIB=256 CO_SECS=5
+	MAPPERS_MIB=128 VMAS_PAGES=20000
 fi
 
 selected() {
@@ -127,6 +129,17 @@ ksm_tests ksm_tests_D -D -s $KT_MIB -p 4000 -l "$T"
 ksm_tests ksm_tests_C -C -p 4000 -l "$T"
 
 run corunner corunner -p 1 -m $CO_MIB -d $CO_SECS $SCAN
+
+# Many mappers of one KSM page: 3 processes of one byte, max_page_sharing
+# covering every page (so one KSM page), a batch of a whole full scan and
+# no smart scan skipping, the same on both kernels.  256 pages per MiB.
+MP=$((3 * MAPPERS_MIB * 256))
+run mappers mappers -p 3 -m $MAPPERS_MIB -s $MP -S 0 \
+	-k max_page_sharing=$MP -k smart_scan=0
+# Many VMAs of one anon_vma (every other page read-only), merged into KSM
+# pages of 256 mappers (the default): move_pages() of each KSM page to the
+# other NUMA node and back walks, for every mapper, the anon_vma's VMAs.
+run vmas vmas -N $VMAS_PAGES $SCAN
 
 if [ -w $THP ]; then
 	# the same workload with THP off, for the savings it should reach

@@ -15,6 +15,17 @@
  *             same figures as alldups
  *   corunner  a memory-bound loop's throughput with ksmd idle, then with
  *             ksmd scanning PROCS x MIB of random pages at full speed
+ *   mappers   PROCS x MIB of one byte ('c') merged into as few KSM pages as
+ *             max_page_sharing allows (one, when it covers every page):
+ *             time and ksmd CPU to merge; then every process rewrites its
+ *             memory ('d', one page 'e') with ksmd stopped, and time and
+ *             ksmd CPU of the next two full scans and until all is merged
+ *             again; then the time and CPU of run=2 (unmerge)
+ *   vmas      one process maps PAGES of one content, made into PAGES VMAs
+ *             of one anon_vma by mprotect()ing every other page read-only;
+ *             once merged, the time of move_pages() of every KSM page to
+ *             the other NUMA node and back (each move walks every mapper
+ *             of the KSM page and, for each, the VMAs of its anon_vma)
  *   reset     only reset KSM (run=2, 6.12 defaults, run=0)
  *
  * Options:
@@ -27,6 +38,7 @@
  *   -t SECS    give up on any wait after SECS seconds (default 900)
  *   -i MSECS   sampling interval (default 50)
  *   -d SECS    corunner: length of each measuring window (default 5)
+ *   -N PAGES   vmas: pages (and VMAs) of the region (default 20000)
  *   -k KNOB=V  extra KSM sysfs setting after the reset (repeatable)
  *   -g N       put the processes, round-robin, in N cgroups (v2) of their
  *              own, created and removed around the run (merge domains)
@@ -37,7 +49,8 @@
  * pages_to_scan and sleep_millisecs are set and ksmd is started once every
  * process has filled its memory.  ksmd's CPU time is utime + stime of every
  * kernel thread whose name starts with "ksmd" (/proc/PID/stat).  Waits are
- * on /sys/kernel/mm/ksm/full_scans, bounded by -t.  Results are lines
+ * on /sys/kernel/mm/ksm/full_scans or pages_sharing, bounded by -t.
+ * Results are lines
  *
  *   BENCH LABEL KEY VALUE
  *   BENCHSAMPLE LABEL T_MS PAGES_SHARING SAVED_PAGES KSMD_CPU_MS FULL_SCANS
@@ -57,9 +70,11 @@
 #include <stdbool.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/mempolicy.h>
 
 #ifndef MADV_MERGEABLE
 #define MADV_MERGEABLE 12
@@ -70,11 +85,17 @@
 #define MAX_KSMD	64
 #define MAX_KNOBS	16
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define PM_PFN_MASK	((1ULL << 55) - 1)
+#define PM_PRESENT_BIT	63
+#define KPF_KSM		21
 
-enum workload { WL_NODUPS, WL_ALLDUPS, WL_MIX, WL_CORUNNER, WL_RESET };
+enum workload {
+	WL_NODUPS, WL_ALLDUPS, WL_MIX, WL_CORUNNER, WL_MAPPERS, WL_VMAS,
+	WL_RESET,
+};
 
 static const char *const wl_names[] = {
-	"nodups", "alldups", "mix", "corunner", "reset",
+	"nodups", "alldups", "mix", "corunner", "mappers", "vmas", "reset",
 };
 
 static struct {
@@ -88,6 +109,7 @@ static struct {
 	int timeout;
 	int interval_ms;
 	int window;
+	long pages;
 	int verbose;
 	const char *knobs[MAX_KNOBS];
 	int nknobs;
@@ -95,6 +117,7 @@ static struct {
 } opt = {
 	.procs = 1, .mib = 64, .pages_to_scan = 4000, .sleep_ms = 0,
 	.scans = -1, .timeout = 900, .interval_ms = 50, .window = 5,
+	.pages = 20000,
 };
 
 static size_t page_size;
@@ -108,6 +131,14 @@ static double now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
 }
 
 static void result(const char *key, const char *fmt, ...)
@@ -229,31 +260,79 @@ static void find_ksmd(void)
 	closedir(d);
 }
 
+/* State and utime + stime (ticks) of ksmd thread @i; -1 if it is gone. */
+static int ksmd_stat(int i, char *state, unsigned long long *ticks)
+{
+	unsigned long long ut, st;
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", ksmd_pids[i]);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	/* after "pid (comm)": state is field 3, utime 14, stime 15 */
+	if (!p || sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+			 state, &ut, &st) != 3)
+		return -1;
+	*ticks = ut + st;
+	return 0;
+}
+
 /* utime + stime of every ksmd thread, in milliseconds. */
 static double ksmd_cpu_ms(void)
 {
-	unsigned long long ticks = 0, ut, st;
-	char path[64], buf[1024], *p;
-	ssize_t n;
-	int i, fd;
+	unsigned long long ticks = 0, t;
+	char state;
+	int i;
 
-	for (i = 0; i < nr_ksmd; i++) {
-		snprintf(path, sizeof(path), "/proc/%d/stat", ksmd_pids[i]);
-		fd = open(path, O_RDONLY);
-		if (fd < 0)
-			continue;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		p = strrchr(buf, ')');
-		/* after "pid (comm)": state is field 3, utime 14, stime 15 */
-		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-				&ut, &st) == 2)
-			ticks += ut + st;
-	}
+	for (i = 0; i < nr_ksmd; i++)
+		if (!ksmd_stat(i, &state, &t))
+			ticks += t;
 	return ticks * 1000.0 / clk_tck;
+}
+
+/*
+ * Wait until every ksmd thread sleeps (state S or I) in two samples 10 ms
+ * apart: after run=0 a batch in progress still runs to its end.  0, or -1
+ * when that took longer than -t.
+ */
+static int ksmd_wait_idle(void)
+{
+	double t0 = now_ms();
+	unsigned long long t;
+	int i, quiet = 0;
+	char state;
+
+	while (quiet < 2) {
+		if (now_ms() - t0 > opt.timeout * 1e3) {
+			fprintf(stderr, "ksm_bench: ksmd still busy after run=0\n");
+			return -1;
+		}
+		sleep_ms(10);
+		for (i = 0; i < nr_ksmd; i++)
+			if (!ksmd_stat(i, &state, &t) && state != 'S' &&
+			    state != 'I')
+				break;
+		quiet = i == nr_ksmd ? quiet + 1 : 0;
+	}
+	return 0;
+}
+
+/* CPU time of the calling thread, in milliseconds. */
+static double thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* Bytes held by the KSM slab caches (any cache with "ksm" in its name). */
@@ -335,6 +414,9 @@ static void fill(char *mem, size_t pages, unsigned int proc)
 		case WL_ALLDUPS:
 			memset(page, 0x5a, page_size);
 			break;
+		case WL_MAPPERS:
+			memset(page, 'c', page_size);
+			break;
 		case WL_MIX:
 			if (pct < 25) {
 				memset(page, 0, page_size);
@@ -356,10 +438,6 @@ static void fill(char *mem, size_t pages, unsigned int proc)
 	}
 }
 
-/*
- * Child: map, fill and mark mergeable, say "ready" on @ready_fd, then hold
- * the memory until @hold_fd reaches EOF (the parent closed it or died).
- */
 /* cgroup v2 directory of group @i (-g): processes are dealt round-robin. */
 static void cgroup_path(char *buf, size_t len, int i, const char *file)
 {
@@ -397,7 +475,16 @@ static void cgroups_setup(bool create)
 	}
 }
 
-static int run_child(unsigned int proc, int ready_fd, int hold_fd)
+/*
+ * Child: map, fill and mark mergeable, say "ready" on @ready_fd, then hold
+ * the memory until @hold_fd reaches EOF (the parent closed it or died).
+ * mappers: a 'w' read from @hold_fd instead makes the child rewrite its
+ * memory ('d'; process 0 leaves its last page 'e') and say "ready" again;
+ * it then holds the memory until @hold2_fd reaches EOF.  Each child reads
+ * one byte of @hold_fd, so one 'w' per child reaches every child once.
+ */
+static int run_child(unsigned int proc, int ready_fd, int hold_fd,
+		     int hold2_fd)
 {
 	size_t len = opt.mib << 20;
 	char *raw, *mem, byte;
@@ -423,10 +510,36 @@ static int run_child(unsigned int proc, int ready_fd, int hold_fd)
 	fill(mem, len / page_size, proc);
 	if (write(ready_fd, "r", 1) != 1)
 		return 1;
-	close(ready_fd);
-	while (read(hold_fd, &byte, 1) > 0)
+	/* the parent sees EOF if every other child is ready and one died */
+	if (opt.wl != WL_MAPPERS)
+		close(ready_fd);
+	if (read(hold_fd, &byte, 1) != 1 || byte != 'w')
+		return 0;
+	memset(mem, 'd', len);
+	if (!proc)
+		memset(mem + len - page_size, 'e', page_size);
+	if (write(ready_fd, "r", 1) != 1)
+		return 1;
+	while (read(hold2_fd, &byte, 1) > 0)
 		;
 	return 0;
+}
+
+/*
+ * Bounded wait for @n "ready" bytes on @fd; returns how many came (fewer
+ * after -t seconds without one, or at EOF).
+ */
+static int wait_ready(int fd, int n)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int got;
+	char byte;
+
+	for (got = 0; got < n; got++)
+		if (poll(&pfd, 1, opt.timeout * 1000) <= 0 ||
+		    read(fd, &byte, 1) != 1)
+			break;
+	return got;
 }
 
 /* Memory-bound loop: stream over 64 MiB, count bytes in *@counter. */
@@ -467,14 +580,6 @@ static void take_sample(struct sample *s, double t0, double cpu0, long scans0)
 	if (opt.verbose)
 		printf("BENCHSAMPLE %s %.0f %ld %ld %.0f %ld\n", opt.label,
 		       s->t, s->sharing, s->saved, s->cpu, s->scans);
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
 }
 
 static double mib(long pages)
@@ -629,30 +734,445 @@ static int measure_corunner(volatile uint64_t *counter)
 	return 0;
 }
 
+/* pages_sharing once @n pages of one content have merged. */
+static long sharing_of(long n)
+{
+	long max = ksm_read("max_page_sharing");
+
+	/* a lone page left over when all KSM pages are full stays unmerged */
+	if (max < 2)
+		max = 256;
+	return n - (n + max - 1) / max;
+}
+
+/* One step of a workload: what it took, from ksmd's start. */
+struct step {
+	double ms;
+	double cpu_ms;
+	long scans;
+	bool done;
+};
+
+/*
+ * Start ksmd, sample until pages_sharing (+ pages_shared with @all_mapped:
+ * pages mapped to KSM pages) reached @target after at least @min_scans full
+ * scans (@merged) and, with @scanned, until @nr_scans full scans passed,
+ * then stop it.  @min_scans keeps counters not yet updated for rewritten
+ * pages from passing for a merge.  Returns 1 on timeout.
+ */
+static int ksmd_run_until(long target, bool all_mapped, long min_scans,
+			  struct step *merged, long nr_scans,
+			  struct step *scanned)
+{
+	long scans0 = ksm_read("full_scans"), mapped;
+	double cpu0 = ksmd_cpu_ms(), t0 = now_ms();
+	struct sample s;
+
+	merged->done = false;
+	if (scanned)
+		scanned->done = false;
+	ksm_write("run", "1");
+	for (;;) {
+		sleep_ms(opt.interval_ms);
+		take_sample(&s, t0, cpu0, scans0);
+		mapped = s.sharing;
+		if (all_mapped)
+			mapped += ksm_read("pages_shared");
+		if (!merged->done && mapped >= target && s.scans >= min_scans)
+			*merged = (struct step){ s.t, s.cpu, s.scans, true };
+		if (scanned && !scanned->done && s.scans >= nr_scans)
+			*scanned = (struct step){ s.t, s.cpu, s.scans, true };
+		if (merged->done && (!scanned || scanned->done))
+			break;
+		if (s.t > opt.timeout * 1e3)
+			break;
+	}
+	ksm_write("run", "0");
+	return !merged->done || (scanned && !scanned->done);
+}
+
+/* NAME_ms, NAME_cpu_ms and NAME_scans of a step ("-" if not reached). */
+static void step_result(const char *name, const struct step *st)
+{
+	static const char *const keys[] = { "ms", "cpu_ms", "scans" };
+	double v[] = { st->ms, st->cpu_ms, st->scans };
+	char key[64];
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(keys); i++) {
+		snprintf(key, sizeof(key), "%s_%s", name, keys[i]);
+		if (st->done)
+			result(key, "%.0f", v[i]);
+		else
+			result(key, "-");
+	}
+}
+
+static void on_alarm(int sig)
+{
+}
+
+/*
+ * Write run=2 and return how long the write took, in ms; -1 if it failed
+ * or did not return within -t seconds (SIGALRM interrupts it).
+ */
+static double ksm_unmerge_timed(void)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+	double t0, ms = -1;
+	int fd = open(KSM_DIR "run", O_WRONLY);
+
+	if (fd < 0)
+		return -1;
+	sigaction(SIGALRM, &sa, NULL);	/* no SA_RESTART */
+	alarm(opt.timeout);
+	t0 = now_ms();
+	if (write(fd, "2", 1) == 1)
+		ms = now_ms() - t0;
+	else
+		perror("ksm_bench: run=2");
+	alarm(0);
+	close(fd);
+	return ms;
+}
+
+/*
+ * mappers: (a) merge everything, (b) the two full scans after every
+ * process rewrote its memory, (c) until it merged again, (d) run=2.  (b)
+ * and (c) count from the restart of ksmd after the rewrite.
+ */
+static int measure_mappers(long pages, int procs, int hold_fd, int ready_fd)
+{
+	struct step merge, rescan, remerge;
+	double cpu0, tcpu0, ms;
+	int i, timed_out;
+
+	result("pages", "%ld", pages);
+	result("max_page_sharing", "%ld", ksm_read("max_page_sharing"));
+	timed_out = ksmd_run_until(sharing_of(pages), false, 0, &merge, 0,
+				   NULL);
+	step_result("merge", &merge);
+	result("merge_ksm_pages", "%ld", ksm_read("pages_shared"));
+	if (timed_out || ksmd_wait_idle())
+		goto timeout;
+
+	/* The rewrite itself (copy-on-write faults) is not timed. */
+	for (i = 0; i < procs; i++)
+		if (write(hold_fd, "w", 1) != 1)
+			return 1;
+	if (wait_ready(ready_fd, procs) < procs) {
+		fprintf(stderr, "ksm_bench: not every process rewrote its memory\n");
+		goto timeout;
+	}
+	timed_out = ksmd_run_until(sharing_of(pages - 1), false, 1, &remerge,
+				   2, &rescan);
+	step_result("rescan", &rescan);
+	step_result("remerge", &remerge);
+	result("remerge_ksm_pages", "%ld", ksm_read("pages_shared"));
+	if (timed_out || ksmd_wait_idle())
+		goto timeout;
+
+	/* run=2 unmerges in the writer's context (and maybe in ksmd's) */
+	cpu0 = ksmd_cpu_ms();
+	tcpu0 = thread_cpu_ms();
+	ms = ksm_unmerge_timed();
+	if (ms < 0)
+		goto timeout;
+	result("run2_ms", "%.0f", ms);
+	result("run2_ksmd_cpu_ms", "%.0f", ksmd_cpu_ms() - cpu0);
+	result("run2_cpu_ms", "%.0f",
+	       thread_cpu_ms() - tcpu0 + ksmd_cpu_ms() - cpu0);
+	result("pages_sharing_after_run2", "%ld", ksm_read("pages_sharing"));
+	result("timeout", "0");
+	return 0;
+timeout:
+	result("timeout", "1");
+	return 1;
+}
+
+static bool node_online(int node)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d", node);
+	return !access(path, F_OK);
+}
+
+/* VMAs of this process that overlap [@mem, @mem + @len); -1 on error. */
+static long count_vmas(char *mem, size_t len)
+{
+	unsigned long start, end, lo = (uintptr_t)mem, hi = lo + len;
+	char line[512];
+	long n = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &start, &end) == 2 && start < hi &&
+		    end > lo)
+			n++;
+	fclose(f);
+	return n;
+}
+
+struct frame {
+	uint64_t pfn;
+	size_t idx;
+};
+
+static int frame_cmp(const void *a, const void *b)
+{
+	const struct frame *x = a, *y = b;
+
+	if (x->pfn != y->pfn)
+		return x->pfn < y->pfn ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Whether the frame @pfn is a KSM page (/proc/kpageflags); -1: unknown. */
+static int pfn_is_ksm(int fd, uint64_t pfn)
+{
+	uint64_t flags;
+
+	if (fd < 0 || pread(fd, &flags, sizeof(flags), pfn * sizeof(flags)) !=
+	    sizeof(flags))
+		return -1;
+	return !!(flags & (1ULL << KPF_KSM));
+}
+
+/*
+ * The KSM pages behind the @n pages at @mem: one address of each in
+ * @addrs, and in @grp[i] the index in @addrs of the one page i maps (-1:
+ * not a KSM page).  Returns how many, -1 on error.
+ */
+static long find_ksm_pages(char *mem, size_t n, void **addrs, int *grp)
+{
+	uint64_t *pm = calloc(n, sizeof(*pm));
+	struct frame *fr = calloc(n, sizeof(*fr));
+	int fd = open("/proc/self/pagemap", O_RDONLY), kfd;
+	size_t i, j, bytes = n * sizeof(*pm);
+	long k = -1;
+	int ksm;
+
+	if (!pm || !fr || fd < 0)
+		goto out;
+	if (pread(fd, pm, bytes, (uintptr_t)mem / page_size * sizeof(*pm)) !=
+	    (ssize_t)bytes)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if (!(pm[i] >> PM_PRESENT_BIT) || !(pm[i] & PM_PFN_MASK)) {
+			fprintf(stderr, "ksm_bench: no PFN in pagemap for page %zu\n",
+				i);
+			goto out;
+		}
+		fr[i].pfn = pm[i] & PM_PFN_MASK;
+		fr[i].idx = i;
+	}
+	qsort(fr, n, sizeof(*fr), frame_cmp);
+	kfd = open("/proc/kpageflags", O_RDONLY);
+	k = 0;
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && fr[j].pfn == fr[i].pfn; j++)
+			;
+		/* without kpageflags: a frame mapped more than once */
+		ksm = pfn_is_ksm(kfd, fr[i].pfn);
+		if (ksm < 0)
+			ksm = j - i > 1;
+		if (ksm)
+			addrs[k] = mem + fr[i].idx * page_size;
+		for (; i < j; i++)
+			grp[fr[i].idx] = ksm ? k : -1;
+		k += ksm;
+	}
+	if (kfd >= 0)
+		close(kfd);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(pm);
+	free(fr);
+	return k;
+}
+
+/*
+ * Move KSM page i of @k (at @addrs[i]) to @node[i], one move_pages() each,
+ * adding the time to *@ms; then check that every page of @grp is on the
+ * node of its KSM page.  Returns the pages found elsewhere, -1 on error or
+ * timeout (@deadline, now_ms()).
+ */
+static long move_ksm_pages(char *mem, size_t n, void **addrs, const int *grp,
+			   long k, const int *node, double *ms, double deadline)
+{
+	void **all = malloc(n * sizeof(*all));
+	int *status = malloc(n * sizeof(*status));
+	long i, r, off = -1;
+	double t0;
+	int st;
+
+	if (!all || !status)
+		goto out;
+	for (i = 0; i < k; i++) {
+		st = -1;
+		t0 = now_ms();
+		r = syscall(SYS_move_pages, 0, 1UL, &addrs[i], &node[i], &st,
+			    MPOL_MF_MOVE_ALL);
+		*ms += now_ms() - t0;
+		if (r < 0) {
+			perror("ksm_bench: move_pages");
+			goto out;
+		}
+		if (r || st != node[i])
+			fprintf(stderr, "ksm_bench: KSM page %ld: status %d, not node %d\n",
+				i, st, node[i]);
+		if (now_ms() > deadline) {
+			fprintf(stderr, "ksm_bench: moving KSM pages timed out\n");
+			goto out;
+		}
+	}
+	for (i = 0; i < (long)n; i++)
+		all[i] = mem + i * page_size;
+	if (syscall(SYS_move_pages, 0, n, all, NULL, status, 0)) {
+		perror("ksm_bench: move_pages (query)");
+		goto out;
+	}
+	off = 0;
+	for (i = 0; i < (long)n; i++)
+		if (grp[i] >= 0 && status[i] != node[grp[i]])
+			off++;
+out:
+	free(all);
+	free(status);
+	return off;
+}
+
+/*
+ * vmas: opt.pages pages of one content in as many VMAs of one anon_vma
+ * (every other page read-only), merged, then every KSM page moved to the
+ * other node and back.
+ */
+static int measure_vmas(void)
+{
+	size_t n = opt.pages, len = n * page_size, i;
+	int *grp = NULL, *there = NULL, *back = NULL, ret = 1;
+	double deadline, ms = 0;
+	void **addrs = NULL;
+	long vmas, k, off, misplaced = 0;
+	struct step merge;
+	char *mem;
+
+	if (!node_online(0) || !node_online(1)) {
+		result("na", "no_numa");
+		return 0;
+	}
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		perror("ksm_bench: mmap");
+		return 1;
+	}
+	memset(mem, 'v', len);
+	if (madvise(mem, len, MADV_MERGEABLE)) {
+		perror("ksm_bench: madvise(MADV_MERGEABLE)");
+		goto out;
+	}
+	/* split after the first fault: every piece keeps the one anon_vma */
+	for (i = 1; i < n; i += 2)
+		if (mprotect(mem + i * page_size, page_size, PROT_READ)) {
+			perror("ksm_bench: mprotect");
+			goto out;
+		}
+	vmas = count_vmas(mem, len);
+	result("pages", "%zu", n);
+	result("vmas", "%ld", vmas);
+	if (vmas != (long)n) {
+		fprintf(stderr, "ksm_bench: %ld VMAs, not %zu\n", vmas, n);
+		goto out;
+	}
+
+	if (ksmd_run_until(n, true, 0, &merge, 0, NULL) || ksmd_wait_idle()) {
+		step_result("merge", &merge);
+		result("timeout", "1");
+		goto out;
+	}
+	step_result("merge", &merge);
+
+	grp = malloc(n * sizeof(*grp));
+	addrs = malloc(n * sizeof(*addrs));
+	there = malloc(n * sizeof(*there));
+	back = malloc(n * sizeof(*back));
+	if (!grp || !addrs || !there || !back)
+		goto out;
+	k = find_ksm_pages(mem, n, addrs, grp);
+	if (k <= 0) {
+		fprintf(stderr, "ksm_bench: no KSM page found\n");
+		goto out;
+	}
+	result("ksm_pages", "%ld", k);
+	/* where each KSM page is now: there is the other node */
+	if (syscall(SYS_move_pages, 0, (unsigned long)k, addrs, NULL, back, 0)) {
+		perror("ksm_bench: move_pages (query)");
+		goto out;
+	}
+	for (i = 0; i < (size_t)k; i++) {
+		if (back[i] < 0) {
+			fprintf(stderr, "ksm_bench: KSM page %zu: status %d\n",
+				i, back[i]);
+			goto out;
+		}
+		there[i] = back[i] ? 0 : 1;
+	}
+
+	deadline = now_ms() + opt.timeout * 1e3;
+	off = move_ksm_pages(mem, n, addrs, grp, k, there, &ms, deadline);
+	if (off >= 0) {
+		result("misplaced_there", "%ld", off);
+		misplaced = off;
+		off = move_ksm_pages(mem, n, addrs, grp, k, back, &ms,
+				     deadline);
+	}
+	if (off < 0) {
+		result("timeout", "1");
+		goto out;
+	}
+	result("misplaced_back", "%ld", off);
+	result("moves", "%ld", 2 * k);
+	result("move_ms", "%.1f", ms);
+	result("move_ms_per_ksm_page", "%.3f", ms / (2 * k));
+	result("timeout", "0");
+	/* a page left behind: the times are not those of a whole move */
+	ret = misplaced + off > 0;
+out:
+	munmap(mem, len);
+	free(grp);
+	free(addrs);
+	free(there);
+	free(back);
+	return ret;
+}
+
 static void usage(const char *prog)
 {
 	fprintf(stderr,
 		"usage: %s [-p PROCS] [-m MIB] [-s PAGES_TO_SCAN] [-S SLEEP_MS] [-n SCANS]\n"
-		"       [-t SECS] [-i MSECS] [-d SECS] [-k KNOB=VAL] [-g CGROUPS]\n"
-		"       [-l LABEL] [-v]\n"
-		"       nodups|alldups|mix|corunner|reset\n", prog);
+		"       [-t SECS] [-i MSECS] [-d SECS] [-N PAGES] [-k KNOB=VAL]\n"
+		"       [-g CGROUPS] [-l LABEL] [-v]\n"
+		"       nodups|alldups|mix|corunner|mappers|vmas|reset\n", prog);
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	int ready[2], hold[2], c, i, ret = 0, got;
+	int ready[2], hold[2], hold2[2], c, i, ret = 0, got;
 	volatile uint64_t *counter = NULL;
 	pid_t streamer = 0;
 	long long slab0;
-	struct pollfd pfd;
 	double t0;
-	char byte;
 	long pages;
 
 	page_size = sysconf(_SC_PAGESIZE);
 	clk_tck = sysconf(_SC_CLK_TCK);
-	while ((c = getopt(argc, argv, "p:m:s:S:n:t:i:d:k:g:l:v")) != -1) {
+	while ((c = getopt(argc, argv, "p:m:s:S:n:t:i:d:N:k:g:l:v")) != -1) {
 		switch (c) {
 		case 'p':
 			opt.procs = atoi(optarg);
@@ -678,6 +1198,9 @@ int main(int argc, char **argv)
 		case 'd':
 			opt.window = atoi(optarg);
 			break;
+		case 'N':
+			opt.pages = atol(optarg);
+			break;
 		case 'k':
 			if (opt.nknobs == MAX_KNOBS || !strchr(optarg, '='))
 				usage(argv[0]);
@@ -701,7 +1224,8 @@ int main(int argc, char **argv)
 	for (i = 0; i <= WL_RESET; i++)
 		if (!strcmp(argv[optind], wl_names[i]))
 			break;
-	if (i > WL_RESET || opt.procs < 1 || opt.mib < 1 || opt.interval_ms < 1)
+	if (i > WL_RESET || opt.procs < 1 || opt.mib < 1 || opt.interval_ms < 1 ||
+	    opt.pages < 1)
 		usage(argv[0]);
 	opt.wl = i;
 	if (!opt.label)
@@ -737,7 +1261,12 @@ int main(int argc, char **argv)
 	}
 	result("ksmd_threads", "%d", nr_ksmd);
 
-	if (pipe(ready) || pipe(hold)) {
+	if (opt.wl == WL_VMAS) {
+		ret = measure_vmas();
+		ksm_reset();
+		return ret;
+	}
+	if (pipe(ready) || pipe(hold) || pipe(hold2)) {
 		perror("ksm_bench: pipe");
 		return 1;
 	}
@@ -758,6 +1287,8 @@ int main(int argc, char **argv)
 			close(ready[0]);
 			close(hold[0]);
 			close(hold[1]);
+			close(hold2[0]);
+			close(hold2[1]);
 			_exit(run_streamer(counter, ready[1]));
 		}
 	}
@@ -775,21 +1306,16 @@ int main(int argc, char **argv)
 		if (!pid) {
 			close(ready[0]);
 			close(hold[1]);
-			_exit(run_child(i, ready[1], hold[0]));
+			close(hold2[1]);
+			_exit(run_child(i, ready[1], hold[0], hold2[0]));
 		}
 	}
 	close(ready[1]);
 	close(hold[0]);
+	close(hold2[0]);
 
 	/* bounded wait for every process to fill its memory */
-	pfd.fd = ready[0];
-	pfd.events = POLLIN;
-	for (got = 0; got < opt.procs + !!streamer;) {
-		if (poll(&pfd, 1, opt.timeout * 1000) <= 0 ||
-		    read(ready[0], &byte, 1) != 1)
-			break;
-		got++;
-	}
+	got = wait_ready(ready[0], opt.procs + !!streamer);
 	if (got < opt.procs + !!streamer) {
 		fprintf(stderr, "ksm_bench: only %d of %d processes filled their memory\n",
 			got, opt.procs + !!streamer);
@@ -812,11 +1338,15 @@ int main(int argc, char **argv)
 	case WL_CORUNNER:
 		ret = measure_corunner(counter);
 		break;
+	case WL_MAPPERS:
+		ret = measure_mappers(pages, opt.procs, hold[1], ready[0]);
+		break;
 	default:
 		break;
 	}
 out:
 	close(hold[1]);
+	close(hold2[1]);
 	if (streamer)
 		kill(streamer, SIGKILL);
 	while (wait(NULL) > 0)
