@@ -133,10 +133,14 @@ if [[ $MODE == demo ]]; then
 fi
 [[ -n ${APPEND:-} ]] && CMDLINE+=" $APPEND"
 
+# merge=off: the guest's RAM is not offered to the host's own KSM, which
+# would otherwise merge guest pages behind the guest's back (a host ksmd
+# at full speed made ksm_domain_test's store-timing oracle see merges the
+# guest kernel never made).
 QEMU=(qemu-system-x86_64 "${ACCEL_ARGS[@]}"
 	-smp 2,sockets=2,cores=1,threads=1 -m 4G
-	-object memory-backend-ram,id=m0,size=2G
-	-object memory-backend-ram,id=m1,size=2G
+	-object memory-backend-ram,id=m0,size=2G,merge=off
+	-object memory-backend-ram,id=m1,size=2G,merge=off
 	-numa node,nodeid=0,cpus=0,memdev=m0
 	-numa node,nodeid=1,cpus=1,memdev=m1
 	-kernel "$KERNEL" -initrd "$INITRD" -append "$CMDLINE"
