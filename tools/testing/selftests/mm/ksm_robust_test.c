@@ -14,7 +14,11 @@
  *  - unmerging more than a memory cgroup allows, by the process itself
  *    (MADV_UNMERGEABLE) and by an administrator (run=2): the cgroup's task
  *    gets -ENOMEM or is OOM-killed, the writer and the kernel carry on,
- *    and once the task is gone run=2 leaves nothing merged.
+ *    and once the task is gone run=2 leaves nothing merged;
+ *  - mremap() of merged pages while another thread migrates their KSM
+ *    page to the other NUMA node and back: every moved page reads back
+ *    its data (a KSM page caught mid-migration must be unmerged too, or
+ *    its migration entry moves where the migration never restores it).
  *
  * Kernel warnings, lockdep and KASAN reports are caught by the harness
  * from the kernel log.
@@ -29,8 +33,13 @@
 #include "ksm_test_util.h"
 #include "../kselftest_harness.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
+
+#ifndef MPOL_MF_MOVE_ALL
+#define MPOL_MF_MOVE_ALL	(1 << 2)
+#endif
 
 #define CG_ROOT		"/sys/fs/cgroup"
 #define MAX_CHILDREN	8
@@ -543,6 +552,109 @@ TEST_F_TIMEOUT(ksm_robust, writes_racing_merges, 600)
 	/* Not vacuous: the writer's pages did get merged under it. */
 	EXPECT_LT(0UL, cow1 - cow0);
 	munmap(st, sizeof(*st));
+	free(ref);
+}
+
+/* ------------------------------------------------------------------ */
+/* mremap racing migration                                            */
+/* ------------------------------------------------------------------ */
+
+#define MIG_PAGES	32
+#define MIG_ROUNDS	200
+#define MIG_SECS	60
+
+struct migrator {
+	void *pages[MIG_PAGES];
+	volatile int stop;
+	long moves, failed;
+};
+
+/* Move the pages to node 1, back to node 0, and so on until told to stop. */
+static void *migrate_loop(void *arg)
+{
+	struct migrator *m = arg;
+	int nodes[MIG_PAGES], status[MIG_PAGES], node = 1, i;
+
+	while (!m->stop) {
+		for (i = 0; i < MIG_PAGES; i++)
+			nodes[i] = node;
+		if (syscall(SYS_move_pages, 0, (unsigned long)MIG_PAGES,
+			    m->pages, nodes, status, MPOL_MF_MOVE_ALL))
+			m->failed++;
+		m->moves++;
+		node = !node;
+	}
+	return NULL;
+}
+
+static bool numa_two_nodes(void)
+{
+	return !access("/sys/devices/system/node/node0", F_OK) &&
+	       !access("/sys/devices/system/node/node1", F_OK);
+}
+
+/*
+ * Each round merges MIG_PAGES pages of one content into one KSM page,
+ * then mremap()s them one by one to another area while a thread keeps
+ * migrating them between the nodes; every moved page must read back its
+ * content at once (a lost migration entry would leave the fault waiting
+ * for a migration that already ended: the harness's timeout turns that
+ * hang red).
+ */
+TEST_F_TIMEOUT(ksm_robust, mremap_racing_migration, 600)
+{
+	size_t ps = ksm_page_size(), i;
+	unsigned long merged = 0, rounds = 0, moves = 0;
+	double t0 = ksm_now();
+	struct migrator m;
+	pthread_t thread;
+	char *ref;
+
+	if (!numa_two_nodes())
+		SKIP(return, "needs NUMA nodes 0 and 1");
+	ref = malloc(ps);
+	ASSERT_NE(NULL, ref);
+	ksm_fill_page(ref, ksm_unique_seed());
+	while (rounds < MIG_ROUNDS && ksm_now() - t0 < MIG_SECS) {
+		char *src = ksm_map(MIG_PAGES), *dst = ksm_map(MIG_PAGES);
+
+		ASSERT_NE(MAP_FAILED, src);
+		ASSERT_NE(MAP_FAILED, dst);
+		memset(&m, 0, sizeof(m));
+		for (i = 0; i < MIG_PAGES; i++) {
+			memcpy(src + i * ps, ref, ps);
+			m.pages[i] = src + i * ps;
+		}
+		ASSERT_EQ(0, madvise(src, MIG_PAGES * ps, MADV_MERGEABLE));
+		RUN_PASSES_OR_FAIL();
+		merged += ksm_get("pages_sharing");
+
+		ASSERT_EQ(0, pthread_create(&thread, NULL, migrate_loop, &m));
+		for (i = 0; i < MIG_PAGES; i++) {
+			char *to = mremap(src + i * ps, ps, ps,
+					  MREMAP_MAYMOVE | MREMAP_FIXED,
+					  dst + i * ps);
+
+			ASSERT_EQ(dst + i * ps, to);
+			ASSERT_EQ(0, memcmp(to, ref, ps))
+				TH_LOG("round %lu: page %zu moved by mremap() lost its data",
+				       rounds, i);
+		}
+		m.stop = 1;
+		ASSERT_EQ(0, pthread_join(thread, NULL));
+		moves += m.moves;
+		for (i = 0; i < MIG_PAGES; i++)
+			ASSERT_EQ(0, memcmp(dst + i * ps, ref, ps));
+		ksm_unmap(dst, MIG_PAGES);
+		ksm_unmap(src, MIG_PAGES);
+		ASSERT_EQ(0, ksm_reset());
+		rounds++;
+	}
+	TH_LOG("%lu rounds in %.1f s, %lu page merges, %lu move_pages() calls",
+	       rounds, ksm_now() - t0, merged, moves);
+	/* Not vacuous: pages were merged and migrated while being moved. */
+	EXPECT_LT(0UL, merged);
+	EXPECT_LT(0UL, moves);
 	free(ref);
 }
 
