@@ -27,6 +27,7 @@
 #include <linux/pagewalk.h>
 #include <linux/rmap.h>
 #include <linux/swap.h>
+#include <linux/swapops.h>
 
 #include "internal.h"
 #include <trace/events/ksm.h>
@@ -490,9 +491,38 @@ long ksm_zero_pages_inherited(struct mm_struct *oldmm)
 	return nr;
 }
 
+/*
+ * Merged pages found by one page table walk: unsharing needs faults,
+ * which cannot run under the walk's page table lock, so the walk stops
+ * once it has this many and they are unshared before it goes on. One walk
+ * per KSM_UNSHARE_BATCH merged pages instead of one per page.
+ */
+#define KSM_UNSHARE_BATCH	32
+
 struct ksm_find_merged {
-	unsigned long found;
+	unsigned long addrs[KSM_UNSHARE_BATCH];
+	unsigned int nr;
 };
+
+/*
+ * Does @pte map a KSM page or KSM's zero page, or a KSM page being
+ * migrated? The last counts too: mremap() unmerges a range before moving
+ * it, and a migration entry it moved would never be restored by the walk
+ * that ends the migration, which looks where the mappers merged.
+ */
+static bool ksm_pte_to_unshare(struct vm_area_struct *vma, unsigned long addr,
+			       pte_t pte)
+{
+	swp_entry_t entry;
+
+	if (pte_present(pte))
+		return ksm_pte_is_merged(vma, addr, pte);
+	if (pte_none(pte))
+		return false;
+	entry = pte_to_swp_entry(pte);
+	return is_migration_entry(entry) &&
+	       PageKsm(pfn_swap_entry_to_page(entry));
+}
 
 static int ksm_find_merged_pmd(pmd_t *pmd, unsigned long addr,
 			       unsigned long end, struct mm_walk *walk)
@@ -506,8 +536,10 @@ static int ksm_find_merged_pmd(pmd_t *pmd, unsigned long addr,
 	if (!start)
 		return 0;	/* a huge or vanished PMD: no KSM page there */
 	for (ptep = start; addr < end; ptep++, addr += PAGE_SIZE) {
-		if (ksm_pte_is_merged(walk->vma, addr, ptep_get(ptep))) {
-			found->found = addr;
+		if (!ksm_pte_to_unshare(walk->vma, addr, ptep_get(ptep)))
+			continue;
+		found->addrs[found->nr++] = addr;
+		if (found->nr == KSM_UNSHARE_BATCH) {
 			ret = 1;
 			break;
 		}
@@ -576,25 +608,30 @@ int ksm_unmerge_range(struct vm_area_struct *vma, unsigned long start,
 {
 	struct ksm_find_merged found;
 	unsigned long addr = start;
-	int err = 0;
+	unsigned int i;
+	int err;
 
 	if (lock_vma)
 		vma_start_write(vma);
-	while (addr < end && !err) {
-		if (signal_pending(current))
-			return -ERESTARTSYS;
-		/* Exit frees it all; faulting pages in would only delay it. */
-		if (ksm_mm_exiting(vma->vm_mm))
-			break;
-		found.found = end;
+	while (addr < end) {
+		found.nr = 0;
 		walk_page_range_vma(vma, addr, end, &ksm_find_merged_ops,
 				    &found);
-		if (found.found >= end)
-			break;
-		err = ksm_unshare_one(vma, found.found);
-		addr = found.found + PAGE_SIZE;
+		for (i = 0; i < found.nr; i++) {
+			if (signal_pending(current))
+				return -ERESTARTSYS;
+			/* Exit frees it all; faulting in would only delay it. */
+			if (ksm_mm_exiting(vma->vm_mm))
+				return 0;
+			err = ksm_unshare_one(vma, found.addrs[i]);
+			if (err)
+				return err;
+		}
+		if (found.nr < KSM_UNSHARE_BATCH)
+			break;	/* the walk reached @end */
+		addr = found.addrs[found.nr - 1] + PAGE_SIZE;
 	}
-	return err;
+	return 0;
 }
 
 /**
