@@ -93,7 +93,7 @@ struct ksm_stable_node;
  * @anon_vma: the VMA's anon_vma, pinned from the merge on (STABLE).
  * @stable_slot: index of the item in @stable's mapper array (STABLE).
  * @pgoff_delta: the page's offset in its VMA's linear layout minus @vpn,
- *               or KSM_PGOFF_UNKNOWN (STABLE); see ksm_item_pgoff().
+ *               or KSM_PGOFF_UNKNOWN (STABLE); see ksm_item_vma_range().
  *
  * 48 bytes on 64-bit: what an item needs while it waits for a twin and
  * what it needs once merged overlap. The order of the two arms matters:
@@ -144,21 +144,8 @@ static inline unsigned long ksm_item_addr(const struct ksm_rmap_item *item)
  * layout; mremap() unmerges what it moves, and VMA merges and splits keep
  * every page's offset. So of all the VMAs of the item's anon_vma, only
  * those covering this one offset can map the page: an interval tree
- * lookup, O(log VMAs), finds them. When the offset was not recorded the
- * range is every offset.
+ * lookup, O(log VMAs), finds them (see ksm_item_vma_range()).
  */
-static inline void ksm_item_pgoff_range(const struct ksm_rmap_item *item,
-					pgoff_t *first, pgoff_t *last)
-{
-	if (item->pgoff_delta == KSM_PGOFF_UNKNOWN) {
-		*first = 0;
-		*last = ULONG_MAX;
-		return;
-	}
-	*first = item->vpn + item->pgoff_delta;
-	*last = *first;
-}
-
 /* Record the layout of @vma, in which @item's page is being merged. */
 static inline void ksm_item_set_pgoff(struct ksm_rmap_item *item,
 				      struct vm_area_struct *vma)
@@ -498,6 +485,10 @@ int ksm_set_threads(unsigned int nr);
 u64 ksm_threads_runtime(void);
 
 u64 ksm_page_hash(struct page *page);
+
+/* rmap.c */
+void ksm_item_vma_range(const struct ksm_rmap_item *item, pgoff_t *first,
+			pgoff_t *last);
 
 /* rmap_item.c */
 struct ksm_rmap_item *ksm_rmap_item_new(struct mm_struct *mm,

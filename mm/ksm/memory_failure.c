@@ -21,8 +21,8 @@ static void ksm_collect_item_procs(struct ksm_rmap_item *item,
 	struct task_struct *tsk;
 	pgoff_t first, last;
 
-	ksm_item_pgoff_range(item, &first, &last);
 	anon_vma_lock_read(anon_vma);
+	ksm_item_vma_range(item, &first, &last);
 	rcu_read_lock();
 	for_each_process(tsk) {
 		struct task_struct *t = task_early_kill(tsk, force_early);

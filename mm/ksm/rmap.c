@@ -28,11 +28,47 @@ static bool ksm_vma_is_fork(struct vm_area_struct *vma,
 	return vma->vm_mm != item->mm;
 }
 
+/**
+ * ksm_item_vma_range() - the page offsets at which to look for a mapper's VMAs
+ * @item: a merged item.
+ * @first: set to the first page offset to look up in its anon_vma.
+ * @last: set to the last one.
+ *
+ * Normally the one offset the merge recorded, where an interval tree
+ * lookup finds the VMAs that may map the page in O(log VMAs). When no VMA
+ * there holds the item's address, the layout changed in a way the offset
+ * cannot follow (mremap() moves a swapped-out or migrating KSM page as it
+ * is, onto an address another mapper had), or the offset was not
+ * recorded: then every VMA of the anon_vma is looked at, as it takes.
+ *
+ * Context: @item->anon_vma locked.
+ */
+void ksm_item_vma_range(const struct ksm_rmap_item *item, pgoff_t *first,
+			pgoff_t *last)
+{
+	unsigned long addr = ksm_item_addr(item);
+	struct anon_vma_chain *avc;
+
+	*first = 0;
+	*last = ULONG_MAX;
+	if (item->pgoff_delta == KSM_PGOFF_UNKNOWN)
+		return;
+	*first = item->vpn + item->pgoff_delta;
+	*last = *first;
+	anon_vma_interval_tree_foreach(avc, &item->anon_vma->rb_root, *first,
+				       *last) {
+		if (addr >= avc->vma->vm_start && addr < avc->vma->vm_end)
+			return;
+	}
+	*first = 0;
+	*last = ULONG_MAX;
+}
+
 /*
  * Call @rwc->rmap_one for the VMAs under @item's anon_vma that cover its
  * address, in the merger's mm (@forks false) or in other mms (@forks true).
  * Only the VMAs covering the page's offset are looked at (see
- * ksm_item_pgoff_range()): O(log n) in the VMAs of the anon_vma, not O(n).
+ * ksm_item_vma_range()): O(log n) in the VMAs of the anon_vma, not O(n).
  * Returns false when the walk must stop.
  */
 static bool ksm_rmap_walk_item(struct folio *folio, struct ksm_rmap_item *item,
@@ -51,7 +87,7 @@ static bool ksm_rmap_walk_item(struct folio *folio, struct ksm_rmap_item *item,
 		}
 		anon_vma_lock_read(anon_vma);
 	}
-	ksm_item_pgoff_range(item, &first, &last);
+	ksm_item_vma_range(item, &first, &last);
 	anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, first, last) {
 		struct vm_area_struct *vma = avc->vma;
 

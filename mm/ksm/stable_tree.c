@@ -103,6 +103,15 @@ static struct folio *ksm_stable_folio_lock(struct ksm_stable_node *node)
 
 /* Fewest mapper slots a node has: a new KSM page starts with two mappers. */
 #define KSM_NODE_MIN_CAPACITY	2
+/* Most: the largest array kvmalloc() hands out is under 2 GiB. */
+#define KSM_NODE_MAX_CAPACITY	(1U << 27)
+
+/* Mappers that make a KSM page full. */
+static unsigned int ksm_node_full_at(void)
+{
+	return min(READ_ONCE(ksm_ctx.knobs.max_page_sharing),
+		   KSM_NODE_MAX_CAPACITY);
+}
 
 /*
  * Keep full copies of a content at the tail of its list, so that the first
@@ -110,14 +119,14 @@ static struct folio *ksm_stable_folio_lock(struct ksm_stable_node *node)
  */
 static void ksm_node_note_gained(struct ksm_stable_node *node)
 {
-	if (node->nr_items == READ_ONCE(ksm_ctx.knobs.max_page_sharing))
+	if (node->nr_items == ksm_node_full_at())
 		list_move_tail(&node->copy_link, &node->key->copies);
 }
 
 /* ... and after it lost one: a copy that has room again goes first. */
 static void ksm_node_note_lost(struct ksm_stable_node *node)
 {
-	if (node->nr_items + 1 == READ_ONCE(ksm_ctx.knobs.max_page_sharing))
+	if (node->nr_items + 1 == ksm_node_full_at())
 		list_move(&node->copy_link, &node->key->copies);
 }
 
@@ -330,7 +339,7 @@ static struct folio *ksm_node_folio_or_free(struct ksm_stable_node *node)
 static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
 				       struct page *page)
 {
-	unsigned int max = READ_ONCE(ksm_ctx.knobs.max_page_sharing);
+	unsigned int max = ksm_node_full_at();
 	struct ksm_stable_node *node, *tmp;
 	struct folio *folio;
 
@@ -490,6 +499,8 @@ int ksm_stable_make_room(struct ksm_stable_node *node)
 	ksm_assert_locked();
 	if (node->nr_items < node->capacity)
 		return 0;
+	if (node->capacity >= KSM_NODE_MAX_CAPACITY)
+		return -ENOMEM;
 	return ksm_node_resize(node, 2 * node->capacity);
 }
 
