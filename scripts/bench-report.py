@@ -92,10 +92,11 @@ def figures(labels):
         ("many mappers: merge into one KSM page, time", "ms", ("mappers", "merge_ms"), ("ratio", "<=", 1.0)),
         ("many mappers: merge into one KSM page, ksmd CPU", "ms", ("mappers", "merge_cpu_ms"),
          ("ratio", "<=", 1.0)),
-        ("many mappers: 2 full scans after the rewrite, time", "ms", ("mappers", "rescan_ms"),
-         ("ratio", "<=", 1.0)),
+        # Not the same work on both kernels: ours merges everything again
+        # within these two scans, stock only in its third.
+        ("many mappers: 2 full scans after the rewrite, time", "ms", ("mappers", "rescan_ms"), None),
         ("many mappers: 2 full scans after the rewrite, ksmd CPU", "ms", ("mappers", "rescan_cpu_ms"),
-         ("ratio", "<=", 1.0)),
+         None),
         ("many mappers: merged again after the rewrite, time", "ms", ("mappers", "remerge_ms"),
          ("ratio", "<=", 1.0)),
         ("many mappers: merged again after the rewrite, ksmd CPU", "ms", ("mappers", "remerge_cpu_ms"),
@@ -104,6 +105,8 @@ def figures(labels):
         ("many mappers: run=2, CPU of the writer + ksmd", "ms", ("mappers", "run2_cpu_ms"),
          ("ratio", "<=", 1.0)),
         ("many mappers: run=2, ksmd CPU", "ms", ("mappers", "run2_ksmd_cpu_ms"), None),
+        ("many mappers: merge + merge again + run=2, time", "ms", ("mappers", "sequence_ms"),
+         ("ratio", "<=", 1.0)),
         ("many VMAs: move_pages of every KSM page there and back", "ms", ("vmas", "move_ms"),
          ("ratio", "<=", 1.0)),
         ("many VMAs: time per KSM page moved", "ms", ("vmas", "move_ms_per_ksm_page"), None),

@@ -883,6 +883,8 @@ static int measure_mappers(long pages, int procs, int hold_fd, int ready_fd)
 	result("run2_cpu_ms", "%.0f",
 	       thread_cpu_ms() - tcpu0 + ksmd_cpu_ms() - cpu0);
 	result("pages_sharing_after_run2", "%ld", ksm_read("pages_sharing"));
+	/* The whole sequence: what a host that does all of it waits. */
+	result("sequence_ms", "%.0f", merge.ms + remerge.ms + ms);
 	result("timeout", "0");
 	return 0;
 timeout:
