@@ -505,8 +505,11 @@ static void racer(struct race_state *st, int who, char *ref)
 TEST_F_TIMEOUT(ksm_robust, writes_racing_merges, 600)
 {
 	size_t ps = ksm_page_size(), i;
-	unsigned long cow0 = 0, cow1 = 0, passes = 0;
-	double t0;
+	struct ksm_scan_run run = {
+		.min_passes = RACE_MIN_PASSES, .max_passes = RACE_MAX_PASSES,
+		.secs = RACE_SECS, .bound = KSM_SCAN_TIMEOUT_SEC,
+	};
+	unsigned long cow0 = 0, cow1 = 0;
 	struct race_state *st;
 	int who, status, err;
 	char *ref;
@@ -529,14 +532,12 @@ TEST_F_TIMEOUT(ksm_robust, writes_racing_merges, 600)
 	while (__atomic_load_n(&st->ready, __ATOMIC_SEQ_CST) < 2)
 		usleep(1000);
 	ASSERT_EQ(0, ksm_vmstat("cow_ksm", &cow0));
-	t0 = ksm_now();
-	err = ksm_run_passes_for(RACE_MIN_PASSES, RACE_MAX_PASSES, RACE_SECS,
-				 &passes);
+	err = ksm_run_scans(&run);
 	EXPECT_EQ(0, err) TH_LOG("ksmd: %lu passes, then none for %ds: %s",
-				 passes, KSM_SCAN_TIMEOUT_SEC, strerror(-err));
+				 run.passes, KSM_SCAN_TIMEOUT_SEC, strerror(-err));
 	ASSERT_EQ(0, ksm_vmstat("cow_ksm", &cow1));
-	TH_LOG("%lu passes of ksmd in %.1f s", passes, ksm_now() - t0);
-	EXPECT_LE(RACE_MIN_PASSES, passes);
+	TH_LOG("%lu passes of ksmd in %.1f s", run.passes, run.elapsed);
+	EXPECT_LE(RACE_MIN_PASSES, run.passes);
 	st->stop = 1;
 	for (who = 0; who < 2; who++) {
 		ASSERT_EQ(self->children[who],
@@ -560,7 +561,7 @@ TEST_F_TIMEOUT(ksm_robust, writes_racing_merges, 600)
 /* ------------------------------------------------------------------ */
 
 #define MIG_PAGES	32
-#define MIG_ROUNDS	200
+#define MIG_ROUNDS	100
 #define MIG_SECS	60
 
 struct migrator {

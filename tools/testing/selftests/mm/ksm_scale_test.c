@@ -19,25 +19,25 @@
  * before the next is made) and with max_page_sharing = every page of the
  * workload (variant whole; one KSM page per content).
  *
- *   many_mappers  3 processes x 16 MiB of 'c' merge into one content;
+ *   many_mappers  3 processes x 8 MiB of 'c' merge into one content;
  *                 rewritten as 'd' with one 'e' page each, they merge
  *                 again; then MADV_UNMERGEABLE of half of one process,
  *                 the exit of another, and run=2.
- *   many_vmas     4000 pages of one content, mprotect()ed into 4000 VMAs
+ *   many_vmas     2000 pages of one content, mprotect()ed into 2000 VMAs
  *                 under one anon_vma and shared with a forked child;
  *                 merged, then every KSM page migrated with move_pages()
  *                 to node 1 and back to node 0 (where node 1 exists), the
  *                 child exits, run=2.
- *   many_procs    200 processes, each with 2 pages every process has and
+ *   many_procs    100 processes, each with 2 pages every process has and
  *                 2 of its own; merged, then all exit.
  *   sparse_64g    a 64 GiB MAP_NORESERVE mergeable mapping with 1000 pages
  *                 present, in pairs of equal content; the time of a full
  *                 scan over it is printed.
- *   many_keys     65536 tracked pages: 10000 contents twice each, the rest
+ *   many_keys     32768 tracked pages: 5000 contents twice each, the rest
  *                 unique; then MADV_UNMERGEABLE of all of it.
  *
  * Profiles: without KSM_SCALE in the environment, the sizes above keep
- * each test case to seconds under TCG (about 100 s for all ten on the
+ * each test case to seconds under TCG (about 50 s for all ten on the
  * debug kernel of make check).  KSM_SCALE=big, for long runs such as
  * make stress, selects 3 x 128 MiB, 20000 VMAs, 1000 processes and
  * 524288 tracked pages with 100000 contents twice each (2 GiB in one
@@ -157,74 +157,27 @@ static void log_time(struct __test_metadata *_metadata, const char *what,
 	TH_LOG("time: %s: %.2f s", what, ksm_now() - since);
 }
 
-/*
- * Start ksmd, wait until full_scans went up by @passes, stop it (run=0
- * waits for the batch in progress).  Gives up when no full scan ends
- * within @bound seconds.  *@secs is the whole wait, *@last how long the
- * last full scan took when two consecutive ends were seen, else < 0.
- */
-static int run_scans(unsigned int passes, unsigned int bound,
-		     unsigned long *base, unsigned long *seen, double *secs,
-		     double *last)
-{
-	double t0 = ksm_now(), now = t0, deadline = t0 + bound;
-	double end = -1, prev = -1;
-	unsigned long cur = 0, was;
-	int err;
-
-	err = ksm_read_ul("full_scans", base);
-	if (err)
-		return err;
-	was = *base;
-	err = ksm_write("run", "1");
-	if (err)
-		return err;
-	for (;;) {
-		err = ksm_read_ul("full_scans", &cur);
-		if (err)
-			break;
-		now = ksm_now();
-		if (cur != was) {
-			/* Another full scan ended: the next one gets its bound. */
-			prev = cur == was + 1 ? end : -1;
-			end = now;
-			was = cur;
-			deadline = now + bound;
-		}
-		if (cur >= *base + passes)
-			break;
-		if (now > deadline) {
-			err = -ETIMEDOUT;
-			break;
-		}
-		usleep(2000);
-	}
-	*seen = cur;
-	if (ksm_write("run", "0") && !err)
-		err = -EIO;
-	*secs = now - t0;
-	*last = prev >= 0 ? end - prev : -1;
-	return err;
-}
-
 /* Let ksmd do @passes more full scans, or fail; print how long it took. */
 static void ksmd_passes(struct __test_metadata *_metadata,
 			FIXTURE_DATA(ksm_scale) *self, unsigned int passes,
 			const char *what)
 {
-	unsigned long base = 0, seen = 0;
-	double secs = 0, last = -1;
-	int err;
+	struct ksm_scan_run run = {
+		.min_passes = passes, .max_passes = passes,
+		.bound = self->bound,
+	};
+	int err = ksm_run_scans(&run);
 
-	err = run_scans(passes, self->bound, &base, &seen, &secs, &last);
 	ASSERT_EQ(0, err)
 		TH_LOG("%s: ksmd: full_scans %lu -> %lu, wanted +%u, at most %u s for each: %s",
-		       what, base, seen, passes, self->bound, strerror(-err));
-	if (last >= 0)
+		       what, run.base, run.base + run.passes, passes,
+		       self->bound, strerror(-err));
+	if (run.last >= 0)
 		TH_LOG("time: %s: %u full scans %.2f s, the last one %.2f s",
-		       what, passes, secs, last);
+		       what, passes, run.elapsed, run.last);
 	else
-		TH_LOG("time: %s: %u full scans %.2f s", what, passes, secs);
+		TH_LOG("time: %s: %u full scans %.2f s", what, passes,
+		       run.elapsed);
 }
 
 /* run=2: unmerge everything (the write returns when it is done). */
@@ -802,7 +755,7 @@ static void mapper_frames(struct __test_metadata *_metadata,
  */
 TEST_F_TIMEOUT(ksm_scale, many_mappers, SCALE_TEST_TIMEOUT)
 {
-	size_t pages = (self->big ? 128 : 16) * (1UL << 20) / self->ps;
+	size_t pages = (self->big ? 128 : 8) * (1UL << 20) / self->ps;
 	size_t total = NR_MAPPERS * pages, half = pages / 2;
 	size_t from[NR_MAPPERS] = { 0 };
 	struct worker w[NR_MAPPERS];
@@ -1054,7 +1007,7 @@ static void migrate_ksm_pages(struct __test_metadata *_metadata,
  */
 TEST_F_TIMEOUT(ksm_scale, many_vmas, SCALE_TEST_TIMEOUT)
 {
-	size_t pages = self->big ? 20000 : 4000, nvmas = 0, i;
+	size_t pages = self->big ? 20000 : 2000, nvmas = 0, i;
 	uint64_t tag = ksm_unique_seed(), *pfn;
 	struct ksm_want want = { 0 }, fw = { 0 };
 	unsigned long max, kb = 0, most;
@@ -1195,7 +1148,7 @@ static void proc_body(int go, int back, uint64_t base, size_t proc)
  */
 TEST_F_TIMEOUT(ksm_scale, many_procs, SCALE_TEST_TIMEOUT)
 {
-	size_t nproc = self->big ? 1000 : 200, i, first;
+	size_t nproc = self->big ? 1000 : 100, i, first;
 	unsigned long bad = 0;
 	uint64_t base = ksm_unique_seed() << 8;
 	struct ksm_want want = { 0 };
@@ -1336,8 +1289,8 @@ static uint64_t key_tag(uint64_t base, size_t pages, size_t keys, size_t i)
  */
 TEST_F_TIMEOUT(ksm_scale, many_keys, SCALE_TEST_TIMEOUT)
 {
-	size_t pages = self->big ? 512 * 1024 : 64 * 1024;
-	size_t keys = self->big ? 100000 : 10000, i;
+	size_t pages = self->big ? 512 * 1024 : 32 * 1024;
+	size_t keys = self->big ? 100000 : 5000, i;
 	uint64_t base = ksm_unique_seed() << 24;
 	struct ksm_want want = { 0 };
 	unsigned long max, bad;

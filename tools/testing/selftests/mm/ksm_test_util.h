@@ -462,49 +462,63 @@ static inline int ksm_run_passes(unsigned int passes, unsigned long *start,
 }
 
 /*
- * Like ksm_run_passes(), for tests that want ksmd busy for a while rather
- * than for an exact number of passes: run until @max_passes passes, or
- * until @secs seconds have gone by and at least @min_passes passes were
- * made, whichever comes first.  A slow host only makes fewer passes; a
- * hang (no pass completed for KSM_SCAN_TIMEOUT_SEC) is -ETIMEDOUT.
- * *passes is the number of passes completed.
+ * A run of ksmd bounded by its progress rather than by the clock, for
+ * ksm_run_scans(): it stops after @max_passes full scans, or once @secs
+ * seconds have gone by and at least @min_passes were made; it fails with
+ * -ETIMEDOUT only when no full scan ends within @bound seconds (a hang,
+ * not a slow host).  Filled in: @base (full_scans at the start), @passes
+ * made, @elapsed seconds, and @last, how long the last full scan took
+ * (< 0 unless two ends were seen in a row).
  */
-static inline int ksm_run_passes_for(unsigned int min_passes,
-				     unsigned int max_passes, double secs,
-				     unsigned long *passes)
+struct ksm_scan_run {
+	unsigned int min_passes;
+	unsigned int max_passes;
+	double secs;
+	unsigned int bound;
+	unsigned long base;
+	unsigned long passes;
+	double elapsed;
+	double last;
+};
+
+/* Start ksmd for @r (see struct ksm_scan_run), stop it again with run=0. */
+static inline int ksm_run_scans(struct ksm_scan_run *r)
 {
-	double start = ksm_now(), progress = start;
-	unsigned long base, last, cur = 0;
+	double start = ksm_now(), now = start, end = -1, prev = -1;
+	unsigned long was, cur;
 	int err;
 
-	err = ksm_read_ul("full_scans", &base);
+	r->passes = 0;
+	r->last = -1;
+	err = ksm_read_ul("full_scans", &r->base);
 	if (err)
 		return err;
-	last = base;
+	cur = was = r->base;
 	err = ksm_write("run", "1");
 	if (err)
 		return err;
 	for (;;) {
-		double now;
-
 		err = ksm_read_ul("full_scans", &cur);
 		if (err)
 			break;
 		now = ksm_now();
-		if (cur != last) {
-			last = cur;
-			progress = now;
+		if (cur != was) {
+			prev = cur == was + 1 ? end : -1;
+			end = now;
+			was = cur;
 		}
-		if (cur - base >= max_passes ||
-		    (cur - base >= min_passes && now - start >= secs))
+		if (cur - r->base >= r->max_passes ||
+		    (cur - r->base >= r->min_passes && now - start >= r->secs))
 			break;
-		if (now - progress > KSM_SCAN_TIMEOUT_SEC) {
+		if (now - (end < 0 ? start : end) > r->bound) {
 			err = -ETIMEDOUT;
 			break;
 		}
-		usleep(10000);
+		usleep(2000);
 	}
-	*passes = cur - base;
+	r->passes = cur - r->base;
+	r->elapsed = now - start;
+	r->last = prev >= 0 ? end - prev : -1;
 	if (ksm_write("run", "0") && !err)
 		err = -EIO;
 	return err;
