@@ -49,7 +49,7 @@
 	unsigned long __seen = 0;					\
 	int __e = ksm_run_passes(2, NULL, &__seen);			\
 	ASSERT_EQ(0, __e)						\
-		TH_LOG("ksmd: full_scans at %lu, wanted +2 within %ds: %s", \
+		TH_LOG("ksmd: full_scans at %lu, wanted +2, none for %ds: %s", \
 		       __seen, KSM_SCAN_TIMEOUT_SEC, strerror(-__e));	\
 } while (0)
 

@@ -11,7 +11,7 @@
 	unsigned long __start = 0, __seen = 0;				\
 	int __e = ksm_run_passes((n), &__start, &__seen);		\
 	ASSERT_EQ(0, __e)						\
-		TH_LOG("ksmd: full_scans %lu -> %lu, wanted +%d within %ds: %s", \
+		TH_LOG("ksmd: full_scans %lu -> %lu, wanted +%d, none for %ds: %s", \
 		       __start, __seen, (n), KSM_SCAN_TIMEOUT_SEC,	\
 		       strerror(-__e));					\
 } while (0)

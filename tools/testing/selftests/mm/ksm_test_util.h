@@ -415,53 +415,6 @@ static inline double ksm_now(void)
 }
 
 /*
- * Start ksmd, wait until full_scans has advanced by at least @passes
- * relative to its value when this was called, then stop ksmd again with
- * run=0 (which waits for ksmd's current batch, so counters are frozen on
- * return).  Returns 0, -ETIMEDOUT, or -errno of a sysfs access; *seen is
- * the last full_scans value read.
- *
- * The scan cursor only starts a fresh pass over all mms when it is at the
- * list head, which is the case after ksm_reset(): then 2 passes merge
- * pages that were identical when ksmd was started (pass 1 records the
- * checksums, pass 2 merges).  If ksmd was previously stopped in the middle
- * of a pass, the first counted pass may be partial, so callers ask for 3.
- */
-static inline int ksm_run_passes(unsigned int passes, unsigned long *start,
-				 unsigned long *seen)
-{
-	double deadline = ksm_now() + KSM_SCAN_TIMEOUT_SEC;
-	unsigned long base, cur = 0;
-	int err;
-
-	err = ksm_read_ul("full_scans", &base);
-	if (err)
-		return err;
-	if (start)
-		*start = base;
-	err = ksm_write("run", "1");
-	if (err)
-		return err;
-	for (;;) {
-		err = ksm_read_ul("full_scans", &cur);
-		if (err)
-			break;
-		if (cur >= base + passes)
-			break;
-		if (ksm_now() > deadline) {
-			err = -ETIMEDOUT;
-			break;
-		}
-		usleep(10000);
-	}
-	if (seen)
-		*seen = cur;
-	if (ksm_write("run", "0") && !err)
-		err = -EIO;
-	return err;
-}
-
-/*
  * A run of ksmd bounded by its progress rather than by the clock, for
  * ksm_run_scans(): it stops after @max_passes full scans, or once @secs
  * seconds have gone by and at least @min_passes were made; it fails with
@@ -488,6 +441,7 @@ static inline int ksm_run_scans(struct ksm_scan_run *r)
 	unsigned long was, cur;
 	int err;
 
+	r->base = 0;
 	r->passes = 0;
 	r->last = -1;
 	err = ksm_read_ul("full_scans", &r->base);
@@ -514,13 +468,43 @@ static inline int ksm_run_scans(struct ksm_scan_run *r)
 			err = -ETIMEDOUT;
 			break;
 		}
-		usleep(2000);
+		usleep(10000);
 	}
 	r->passes = cur - r->base;
 	r->elapsed = now - start;
 	r->last = prev >= 0 ? end - prev : -1;
 	if (ksm_write("run", "0") && !err)
 		err = -EIO;
+	return err;
+}
+
+/*
+ * Start ksmd, wait until full_scans has advanced by at least @passes
+ * relative to its value when this was called, then stop ksmd again with
+ * run=0 (which waits for ksmd's current batch, so counters are frozen on
+ * return).  Returns 0, -ETIMEDOUT (no full scan ended within
+ * KSM_SCAN_TIMEOUT_SEC: a slow host only takes longer), or -errno of a
+ * sysfs access; *seen is the last full_scans value read.
+ *
+ * The scan cursor only starts a fresh pass over all mms when it is at the
+ * list head, which is the case after ksm_reset(): then 2 passes merge
+ * pages that were identical when ksmd was started (pass 1 records the
+ * checksums, pass 2 merges).  If ksmd was previously stopped in the middle
+ * of a pass, the first counted pass may be partial, so callers ask for 3.
+ */
+static inline int ksm_run_passes(unsigned int passes, unsigned long *start,
+				 unsigned long *seen)
+{
+	struct ksm_scan_run r = {
+		.min_passes = passes, .max_passes = passes,
+		.bound = KSM_SCAN_TIMEOUT_SEC,
+	};
+	int err = ksm_run_scans(&r);
+
+	if (start)
+		*start = r.base;
+	if (seen)
+		*seen = r.base + r.passes;
 	return err;
 }
 
