@@ -37,7 +37,7 @@
  *                 unique; then MADV_UNMERGEABLE of all of it.
  *
  * Profiles: without KSM_SCALE in the environment, the sizes above keep
- * each test case to seconds under TCG (about 50 s for all ten on the
+ * each test case to seconds under TCG (about 35 s for all ten on the
  * debug kernel of make check).  KSM_SCALE=big, for long runs such as
  * make stress, selects 3 x 128 MiB, 20000 VMAs, 1000 processes and
  * 524288 tracked pages with 100000 contents twice each (2 GiB in one
