@@ -194,7 +194,7 @@ struct ksm_stable_key {
  * Adding a mapper appends it; removing one moves the last entry into its
  * slot: both O(1) whatever the number of mappers (amortized: the array
  * doubles when full and halves when a quarter full). The array costs
- * 8 bytes per mapper, only while merged.
+ * 8 to 32 bytes per mapper, only while merged.
  *
  * A KSM folio's ->mapping holds the address of its node plus
  * PAGE_MAPPING_KSM. The node outlives the folio: when the folio is freed,

@@ -37,8 +37,8 @@ static bool ksm_vma_is_fork(struct vm_area_struct *vma,
  * Normally the one offset the merge recorded, where an interval tree
  * lookup finds the VMAs that may map the page in O(log VMAs). When no VMA
  * there holds the item's address, the layout changed in a way the offset
- * cannot follow (mremap() moves a swapped-out or migrating KSM page as it
- * is, onto an address another mapper had), or the offset was not
+ * cannot follow (mremap() does not unmerge a swapped-out KSM page and can
+ * move it onto an address another mapper had), or the offset was not
  * recorded: then every VMA of the anon_vma is looked at, as it takes.
  *
  * Context: @item->anon_vma locked.
