@@ -152,6 +152,57 @@ gen_uapi_prctl() {
 		die "pristine include/uapi/linux/prctl.h: closing #endif not found"
 }
 
+# /proc/PID/ksm_stat gains the two yes/no lines of later kernels (issue
+# 17), after the four of 6.12.
+gen_fs_proc_base() {
+	local src=$PRISTINE/fs/proc/base.c
+	awk '
+		{ print }
+		/^\t\tseq_printf\(m, "ksm_process_profit %ld\\n", ksm_process_profit\(mm\)\);$/ {
+			print "\t\tksm_proc_show_flags(m, mm);"
+			done = 1
+		}
+		END { if (!done) exit 1 }' "$src" ||
+		die "pristine fs/proc/base.c: ksm_process_profit line of proc_pid_ksm_stat() not found"
+}
+
+# Under PR_SET_MEMORY_MERGE a new anonymous VMA is VM_MERGEABLE before
+# mmap() or brk() tries to merge it with its neighbours (issue 17): one
+# line in __mmap_region() and one in do_brk_flags().
+gen_mm_mmap() {
+	local src=$PRISTINE/mm/mmap.c
+	awk '
+		/^static unsigned long __mmap_region\(/ { region = 1 }
+		/^static int do_brk_flags\(/ { brk = 1 }
+		{ print }
+		region && /^\tvmg\.file = file;$/ {
+			print "\tvm_flags = ksm_vma_flags(mm, file, vm_flags);"
+			print "\tvmg.flags = vm_flags;"
+			region = 0; done++
+		}
+		brk && /^\tflags \|= VM_DATA_DEFAULT_FLAGS \| VM_ACCOUNT \| mm->def_flags;$/ {
+			print "\tflags = ksm_vma_flags(mm, NULL, flags);"
+			brk = 0; done++
+		}
+		END { if (done != 2) exit 1 }' "$src" ||
+		die "pristine mm/mmap.c: __mmap_region() or do_brk_flags() not as expected"
+}
+
+# memory.stat of cgroup v2 ends with the cgroup's KSM figures (issue 17).
+gen_mm_memcontrol() {
+	local src=$PRISTINE/mm/memcontrol.c
+	awk '
+		/^#include <linux\/vmpressure\.h>$/ { print "#include <linux/ksm.h>" }
+		{ print }
+		/^int memory_stat_show\(/ { show = 1 }
+		show && /^\tmemory_stat_format\(memcg, &s\);$/ {
+			print "\tksm_memcg_stat_show(memcg, &s);"
+			show = 0; done = 1
+		}
+		END { if (!done) exit 1 }' "$src" ||
+		die "pristine mm/memcontrol.c: memory_stat_show() not as expected"
+}
+
 gen_maintainers() {
 	cat "$PRISTINE/MAINTAINERS"
 	if [[ -f $REPO/MAINTAINERS ]]; then
@@ -173,7 +224,8 @@ prepare_overlay() {
 
 	our_files >"$tmp/ours"
 	local generated=(mm/Makefile mm/Kconfig mm/khugepaged.c fs/exec.c
-		kernel/sys.c include/uapi/linux/prctl.h MAINTAINERS)
+		kernel/sys.c include/uapi/linux/prctl.h MAINTAINERS
+		fs/proc/base.c mm/mmap.c mm/memcontrol.c)
 	local removed=(mm/ksm.c)
 
 	# rsync filter: protect our files, generated files, and directories
@@ -236,6 +288,9 @@ prepare_overlay() {
 	gen_fs_exec >"$tmp/fs-exec.c"
 	gen_kernel_sys >"$tmp/kernel-sys.c"
 	gen_uapi_prctl >"$tmp/uapi-prctl.h"
+	gen_fs_proc_base >"$tmp/fs-proc-base.c"
+	gen_mm_mmap >"$tmp/mm-mmap.c"
+	gen_mm_memcontrol >"$tmp/mm-memcontrol.c"
 	write_if_changed "$tmp/fs-exec.c" "$OVERLAY/fs/exec.c" || true
 	write_if_changed "$tmp/kernel-sys.c" "$OVERLAY/kernel/sys.c" || true
 	write_if_changed "$tmp/uapi-prctl.h" "$OVERLAY/include/uapi/linux/prctl.h" || true
@@ -243,6 +298,9 @@ prepare_overlay() {
 	write_if_changed "$tmp/mm-khugepaged.c" "$OVERLAY/mm/khugepaged.c" || true
 	write_if_changed "$tmp/mm-Kconfig" "$OVERLAY/mm/Kconfig" || true
 	write_if_changed "$tmp/MAINTAINERS" "$OVERLAY/MAINTAINERS" || true
+	write_if_changed "$tmp/fs-proc-base.c" "$OVERLAY/fs/proc/base.c" || true
+	write_if_changed "$tmp/mm-mmap.c" "$OVERLAY/mm/mmap.c" || true
+	write_if_changed "$tmp/mm-memcontrol.c" "$OVERLAY/mm/memcontrol.c" || true
 
 	# 5) Upstream KSM is replaced by ours.
 	local f

@@ -17,6 +17,10 @@
 #include <linux/sched.h>
 #include <linux/sched/coredump.h>
 
+struct mem_cgroup;
+struct seq_buf;
+struct seq_file;
+
 #ifdef CONFIG_KSM
 
 /* An mm takes part from its first mergeable VMA until it exits. */
@@ -34,6 +38,14 @@ int ksm_disable(struct mm_struct *mm);
 int ksm_enable_merge_any(struct mm_struct *mm);
 int ksm_disable_merge_any(struct mm_struct *mm);
 void ksm_add_vma(struct vm_area_struct *vma);
+
+/*
+ * The flags a new anonymous VMA (mmap, brk) of @mm is created with: under
+ * PR_SET_MEMORY_MERGE it is VM_MERGEABLE from the start, so that it still
+ * merges with its mergeable neighbours into one VMA.
+ */
+vm_flags_t ksm_vma_flags(struct mm_struct *mm, struct file *file,
+			 vm_flags_t vm_flags);
 
 /*
  * Zero pages placed by KSM (use_zero_pages=1) are told apart from the
@@ -133,6 +145,10 @@ void collect_procs_ksm(struct folio *folio, struct page *page,
 
 /* /proc/PID/ksm_stat. */
 long ksm_process_profit(struct mm_struct *mm);
+void ksm_proc_show_flags(struct seq_file *m, struct mm_struct *mm);
+
+/* The KSM lines of a cgroup's memory.stat. */
+void ksm_memcg_stat_show(struct mem_cgroup *memcg, struct seq_buf *s);
 
 #else  /* !CONFIG_KSM */
 
@@ -150,6 +166,17 @@ static inline int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
 #endif /* CONFIG_MMU */
 
 static inline void ksm_add_vma(struct vm_area_struct *vma) { }
+
+static inline vm_flags_t ksm_vma_flags(struct mm_struct *mm,
+				       struct file *file, vm_flags_t vm_flags)
+{
+	return vm_flags;
+}
+
+static inline void ksm_memcg_stat_show(struct mem_cgroup *memcg,
+				       struct seq_buf *s)
+{
+}
 static inline int ksm_disable(struct mm_struct *mm) { return 0; }
 static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm) { }
 static inline int ksm_execve(struct mm_struct *mm) { return 0; }

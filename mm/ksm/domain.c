@@ -577,18 +577,6 @@ static void ksm_table_add_pages(struct ksm_domain_table *t)
 	}
 }
 
-static unsigned long ksm_count_slots(void)
-{
-	struct ksm_mm *slot;
-	unsigned long n = 0;
-
-	spin_lock(&ksm_ctx.mm_list_lock);
-	list_for_each_entry(slot, &ksm_ctx.mm_head.slot.mm_node, slot.mm_node)
-		n++;
-	spin_unlock(&ksm_ctx.mm_list_lock);
-	return n;
-}
-
 /* Rows to spare for mms registering meanwhile and for exited members. */
 #define KSM_DOMAIN_TABLE_SLACK	64
 
@@ -599,7 +587,7 @@ static int ksm_domains_show(struct seq_file *m, void *unused)
 	unsigned int i;
 
 	mutex_lock(&ksm_ctx.lock);
-	t.max = ksm_count_slots() + KSM_DOMAIN_TABLE_SLACK;
+	t.max = ksm_mm_count() + KSM_DOMAIN_TABLE_SLACK;
 	t.rows = kvcalloc(t.max, sizeof(*t.rows), GFP_KERNEL);
 	if (!t.rows) {
 		mutex_unlock(&ksm_ctx.lock);
@@ -666,6 +654,7 @@ static int __init ksm_domain_debugfs_init(void)
 
 	debugfs_create_file("domains", 0400, dir, NULL, &ksm_domains_fops);
 	debugfs_create_file("mms", 0400, dir, NULL, &ksm_mms_fops);
+	ksm_memcg_debugfs_init(dir);
 	return 0;
 }
 late_initcall(ksm_domain_debugfs_init);

@@ -557,7 +557,16 @@ struct ksm_mm *ksm_mm_lookup(struct mm_struct *mm);
 int ksm_mm_enter(struct mm_struct *mm, u64 tag);
 int ksm_mm_register(struct mm_struct *mm);
 long ksm_zero_pages_total(void);
+unsigned long ksm_mm_count(void);
 int ksm_mm_cache_init(void);
+
+/* memcg.c */
+struct dentry;
+#if defined(CONFIG_MEMCG) && defined(CONFIG_DEBUG_FS)
+void ksm_memcg_debugfs_init(struct dentry *dir);
+#else
+static inline void ksm_memcg_debugfs_init(struct dentry *dir) { }
+#endif
 
 /* domain.c */
 

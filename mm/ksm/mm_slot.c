@@ -18,7 +18,9 @@
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/sched/mm.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
+#include <linux/string_choices.h>
 
 #include "internal.h"
 #include <trace/events/ksm.h>
@@ -43,6 +45,31 @@ static DEFINE_HASHTABLE(ksm_mm_table, KSM_MM_HASH_BITS);
 static bool ksm_vma_compatible(struct vm_area_struct *vma)
 {
 	return !(vma->vm_flags & KSM_VM_INCOMPATIBLE) && !vma_is_dax(vma);
+}
+
+/**
+ * ksm_vma_flags() - flags of a new anonymous VMA of a merge-any mm
+ * @mm: the mm the VMA is created in.
+ * @file: the file mapped, NULL for anonymous memory.
+ * @vm_flags: the flags it would be created with.
+ *
+ * A VMA that only becomes mergeable once it exists cannot merge with a
+ * mergeable neighbour: mmap() and brk() would leave two VMAs where the
+ * same calls without PR_SET_MEMORY_MERGE leave one. So anonymous VMAs of a
+ * merge-any mm get VM_MERGEABLE before the merge is tried. A file mapping
+ * gets it only once its ->mmap() has run (ksm_add_vma()), since a driver
+ * may turn it into a mapping KSM must not touch.
+ *
+ * Context: mmap_lock held for write.
+ * Return: @vm_flags, with VM_MERGEABLE added where it belongs.
+ */
+vm_flags_t ksm_vma_flags(struct mm_struct *mm, struct file *file,
+			 vm_flags_t vm_flags)
+{
+	if (!file && !(vm_flags & KSM_VM_INCOMPATIBLE) &&
+	    test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		vm_flags |= VM_MERGEABLE;
+	return vm_flags;
 }
 
 /**
@@ -165,6 +192,23 @@ int ksm_execve(struct mm_struct *mm)
 	if (!tag && !test_bit(MMF_VM_MERGE_ANY, &mm->flags))
 		return 0;
 	return ksm_mm_enter(mm, tag);
+}
+
+/**
+ * ksm_mm_count() - number of registered mms
+ *
+ * Return: the count, which may be stale as soon as it is returned.
+ */
+unsigned long ksm_mm_count(void)
+{
+	struct ksm_mm *slot;
+	unsigned long n = 0;
+
+	spin_lock(&ksm_ctx.mm_list_lock);
+	list_for_each_entry(slot, &ksm_ctx.mm_head.slot.mm_node, slot.mm_node)
+		n++;
+	spin_unlock(&ksm_ctx.mm_list_lock);
+	return n;
 }
 
 /**
@@ -359,6 +403,43 @@ int ksm_disable(struct mm_struct *mm)
 	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags))
 		return ksm_disable_merge_any(mm);
 	return test_bit(MMF_VM_MERGEABLE, &mm->flags) ? ksm_mm_leave_all(mm) : 0;
+}
+
+/* Is some VMA of @mm mergeable? Stops at the first one found. */
+static bool ksm_mm_has_mergeable_vma(struct mm_struct *mm)
+{
+	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
+
+	mmap_assert_locked(mm);
+	for_each_vma(vmi, vma)
+		if (vma->vm_flags & VM_MERGEABLE)
+			return true;
+	return false;
+}
+
+/**
+ * ksm_proc_show_flags() - the yes/no lines of /proc/PID/ksm_stat
+ * @m: the file being written.
+ * @mm: the process's mm, a reference held.
+ *
+ * Printed after the four lines of 6.12: whether the process merges all
+ * its memory (PR_SET_MEMORY_MERGE), and whether any VMA of it is
+ * mergeable. The second needs the mmap_lock, for a walk of the VMAs that
+ * ends at the first mergeable one; a reader with a fatal signal pending
+ * gets neither line.
+ */
+void ksm_proc_show_flags(struct seq_file *m, struct mm_struct *mm)
+{
+	bool merge_any = test_bit(MMF_VM_MERGE_ANY, &mm->flags);
+	bool mergeable;
+
+	if (mmap_read_lock_killable(mm))
+		return;
+	mergeable = ksm_mm_has_mergeable_vma(mm);
+	mmap_read_unlock(mm);
+	seq_printf(m, "ksm_merge_any: %s\n", str_yes_no(merge_any));
+	seq_printf(m, "ksm_mergeable: %s\n", str_yes_no(mergeable));
 }
 
 /* MADV_MERGEABLE: mark the range, registering the mm on first use. */

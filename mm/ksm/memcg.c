@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Kernel Samepage Merging: what each memory cgroup's processes get from it.
+ */
+
+/**
+ * DOC: Per-cgroup figures
+ *
+ * memory.stat of a cgroup v2 ends with four KSM lines, in bytes like the
+ * rest of the file and hierarchical like it: the sums, over the registered
+ * mms whose owner (the task memcg charges the mm to) is in the cgroup or
+ * below it, of the figures /proc/PID/ksm_stat shows for each process::
+ *
+ *	ksm_merging	pages mapped from KSM pages
+ *	ksm_zero	pages mapped from KSM's zero pages
+ *	ksm_tracked	pages KSM keeps a record (an rmap item) of
+ *	ksm_profit	merged and zero pages, less the size of the records
+ *
+ * The figures are not kept per cgroup: a read adds up the counters of the
+ * registered mms, which KSM keeps exact for each mm (fork starts a child
+ * at zero, exit and run=2 take them back down). A figure is therefore
+ * exact whatever happened in between: a process that moves to another
+ * cgroup takes its figures along at once, with nothing to transfer. The
+ * cost is one pass over the registered mms per read, O(registered mms)
+ * with a constant test each (mem_cgroup_is_descendant() compares one
+ * ancestor slot), under mm_list_lock; never a walk of pages or VMAs.
+ *
+ * /sys/kernel/debug/ksm/cgroups lists the same figures per cgroup path, for
+ * every cgroup that holds a registered process. With cgroup v2's rule that
+ * processes live in leaves, those are the cgroups' memory.stat figures.
+ */
+
+#include <linux/cgroup.h>
+#include <linux/debugfs.h>
+#include <linux/memcontrol.h>
+#include <linux/seq_buf.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+
+#include "internal.h"
+
+/**
+ * struct ksm_memcg_figures - KSM figures of a set of mms, in pages
+ * @id: cgroup id of the memory cgroup they belong to (debugfs table only).
+ * @merging: pages mapped from KSM pages.
+ * @zero: pages mapped from KSM zero pages.
+ * @tracked: rmap items.
+ */
+struct ksm_memcg_figures {
+	u64 id;
+	unsigned long merging;
+	unsigned long zero;
+	unsigned long tracked;
+};
+
+/* The memory cgroup @mm is charged to, NULL if none. Under rcu_read_lock. */
+static struct mem_cgroup *ksm_mm_memcg(struct mm_struct *mm)
+{
+	struct task_struct *owner = rcu_dereference(mm->owner);
+
+	return owner ? mem_cgroup_from_task(owner) : NULL;
+}
+
+static void ksm_figures_add(struct ksm_memcg_figures *f, struct mm_struct *mm)
+{
+	/*
+	 * ksmd changes the first two under its own locks; a read that
+	 * races it is off by the page ksmd is working on, as a read of
+	 * /proc/PID/ksm_stat is.
+	 */
+	f->merging += data_race(mm->ksm_merging_pages);
+	f->tracked += data_race(mm->ksm_rmap_items);
+	f->zero += mm_ksm_zero_pages(mm);
+}
+
+/**
+ * ksm_memcg_stat_show() - the KSM lines of a cgroup's memory.stat
+ * @memcg: the cgroup.
+ * @s: memory.stat being built.
+ *
+ * Cost: O(registered mms), see "Per-cgroup figures".
+ */
+void ksm_memcg_stat_show(struct mem_cgroup *memcg, struct seq_buf *s)
+{
+	struct ksm_memcg_figures f = { };
+	struct ksm_mm *slot;
+
+	spin_lock(&ksm_ctx.mm_list_lock);
+	rcu_read_lock();
+	list_for_each_entry(slot, &ksm_ctx.mm_head.slot.mm_node, slot.mm_node) {
+		struct mm_struct *mm = slot->slot.mm;
+		struct mem_cgroup *owner;
+
+		if (ksm_mm_exiting(mm))
+			continue;
+		owner = ksm_mm_memcg(mm);
+		if (owner && mem_cgroup_is_descendant(owner, memcg))
+			ksm_figures_add(&f, mm);
+	}
+	rcu_read_unlock();
+	spin_unlock(&ksm_ctx.mm_list_lock);
+
+	seq_buf_printf(s, "ksm_merging %lu\n", f.merging * PAGE_SIZE);
+	seq_buf_printf(s, "ksm_zero %lu\n", f.zero * PAGE_SIZE);
+	seq_buf_printf(s, "ksm_tracked %lu\n", f.tracked * PAGE_SIZE);
+	seq_buf_printf(s, "ksm_profit %ld\n",
+		       ksm_profit(f.merging + f.zero, f.tracked));
+}
+
+#ifdef CONFIG_DEBUG_FS
+
+static int ksm_figures_cmp(const void *a, const void *b)
+{
+	const struct ksm_memcg_figures *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * One row per cgroup holding registered mms, into @rows (room for @max).
+ * Rows are found by a linear search: fine for a debugfs view, which
+ * already costs O(registered mms) to fill.
+ */
+static unsigned int ksm_memcg_rows(struct ksm_memcg_figures *rows,
+				   unsigned int max)
+{
+	struct ksm_mm *slot;
+	unsigned int nr = 0, i;
+
+	spin_lock(&ksm_ctx.mm_list_lock);
+	rcu_read_lock();
+	list_for_each_entry(slot, &ksm_ctx.mm_head.slot.mm_node, slot.mm_node) {
+		struct mm_struct *mm = slot->slot.mm;
+		struct mem_cgroup *memcg;
+		u64 id;
+
+		if (ksm_mm_exiting(mm))
+			continue;
+		memcg = ksm_mm_memcg(mm);
+		if (!memcg)
+			continue;
+		id = cgroup_id(memcg->css.cgroup);
+		for (i = 0; i < nr && rows[i].id != id; i++)
+			;
+		if (i == nr) {
+			if (nr == max)
+				continue;
+			rows[nr++].id = id;
+		}
+		ksm_figures_add(&rows[i], mm);
+	}
+	rcu_read_unlock();
+	spin_unlock(&ksm_ctx.mm_list_lock);
+	return nr;
+}
+
+/* Rows to spare for mms registering between the count and the walk. */
+#define KSM_MEMCG_ROWS_SLACK	64
+
+static int ksm_cgroups_show(struct seq_file *m, void *unused)
+{
+	struct ksm_memcg_figures *rows;
+	unsigned int nr, max, i;
+	char *path;
+
+	max = ksm_mm_count() + KSM_MEMCG_ROWS_SLACK;
+	rows = kvcalloc(max, sizeof(*rows), GFP_KERNEL);
+	path = kmalloc(PATH_MAX, GFP_KERNEL);
+	if (!rows || !path) {
+		kvfree(rows);
+		kfree(path);
+		return -ENOMEM;
+	}
+	nr = ksm_memcg_rows(rows, max);
+	sort(rows, nr, sizeof(*rows), ksm_figures_cmp, NULL);
+
+	seq_puts(m, "cgroup ksm_merging ksm_zero ksm_tracked ksm_profit\n");
+	for (i = 0; i < nr; i++) {
+		struct ksm_memcg_figures *f = &rows[i];
+		struct cgroup *cgrp = cgroup_get_from_id(f->id);
+
+		if (IS_ERR(cgrp))
+			continue;	/* removed since */
+		cgroup_path(cgrp, path, PATH_MAX);
+		cgroup_put(cgrp);
+		seq_printf(m, "%s %lu %lu %lu %ld\n", path,
+			   f->merging * PAGE_SIZE, f->zero * PAGE_SIZE,
+			   f->tracked * PAGE_SIZE,
+			   ksm_profit(f->merging + f->zero, f->tracked));
+	}
+	kfree(path);
+	kvfree(rows);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(ksm_cgroups);
+
+/**
+ * ksm_memcg_debugfs_init() - add the per-cgroup table to KSM's debugfs
+ * @dir: the ksm directory of debugfs.
+ */
+void ksm_memcg_debugfs_init(struct dentry *dir)
+{
+	debugfs_create_file("cgroups", 0400, dir, NULL, &ksm_cgroups_fops);
+}
+
+#endif /* CONFIG_DEBUG_FS */
