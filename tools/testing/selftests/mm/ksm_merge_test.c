@@ -178,6 +178,26 @@ static void expect_content(struct __test_metadata *_metadata, char *p,
 }
 
 /*
+ * A new region of @n pages of @seed's content, merged by two passes into
+ * one KSM page; its frame goes to @kpfn unless NULL.
+ */
+static char *merged_region(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(ksm_merge) *self, size_t n,
+			   uint64_t seed, uint64_t *kpfn)
+{
+	char *p = new_region(_metadata, self, n, MAP_PRIVATE);
+
+	fill_same(p, n, seed);
+	mergeable(_metadata, p, n * self->ps);
+	KSM_RUN_PASSES(2);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n - 1);
+	if (kpfn)
+		*kpfn = expect_one_ksm_page(_metadata, p, n, self->ps);
+	return p;
+}
+
+/*
  * ksm_process_profit = (merging + zero) * PAGE_SIZE - rmap_items * S and
  * general_profit = (pages_sharing + ksm_zero_pages) * PAGE_SIZE -
  * rmap_items * S, where S is the engine's (private) rmap item size.  With
@@ -388,9 +408,8 @@ TEST_F_TIMEOUT(ksm_merge, across_processes, 600)
 		/* Stay alive until told (or until the parent is gone). */
 		if (read(down[0], &cmd, 1) != 1)
 			_exit(4);
-		for (i = 0; i < n; i++)
-			if (!ksm_page_matches(c + i * ksm_page_size(), seed))
-				_exit(5);
+		if (!ksm_pages_match(c, n, seed))
+			_exit(5);
 		_exit(0);
 	}
 	close(up[1]);
@@ -450,13 +469,7 @@ TEST_F_TIMEOUT(ksm_merge, cow_breaks_one_page, 600)
 	size_t i;
 
 	ASSERT_EQ(0, ksm_write("smart_scan", "0"));
-	p = new_region(_metadata, self, n, MAP_PRIVATE);
-	fill_same(p, n, seed);
-	mergeable(_metadata, p, n * self->ps);
-	KSM_RUN_PASSES(2);
-	KSM_EXPECT("pages_shared", 1);
-	KSM_EXPECT("pages_sharing", n - 1);
-	kpfn = expect_one_ksm_page(_metadata, p, n, self->ps);
+	p = merged_region(_metadata, self, n, seed, &kpfn);
 
 	ASSERT_EQ(0, ksm_vmstat("cow_ksm", &cow_before))
 		TH_LOG("no cow_ksm in /proc/vmstat");
@@ -594,12 +607,7 @@ TEST_F_TIMEOUT(ksm_merge, run2_unmerges_all, 600)
 	struct ksm_proc_stat st;
 	char *p;
 
-	p = new_region(_metadata, self, n, MAP_PRIVATE);
-	fill_same(p, n, seed);
-	mergeable(_metadata, p, n * self->ps);
-	KSM_RUN_PASSES(2);
-	KSM_EXPECT("pages_shared", 1);
-	KSM_EXPECT("pages_sharing", n - 1);
+	p = merged_region(_metadata, self, n, seed, NULL);
 
 	ASSERT_EQ(0, ksm_write("run", "2"));
 	KSM_EXPECT("run", 2);
@@ -636,7 +644,8 @@ TEST_F(ksm_merge, proc_files_untouched)
 
 	ASSERT_LT(0, ksm_read_file("/proc/self/ksm_stat", buf, sizeof(buf)));
 	EXPECT_STREQ("ksm_rmap_items 0\nksm_zero_pages 0\n"
-		     "ksm_merging_pages 0\nksm_process_profit 0\n", buf);
+		     "ksm_merging_pages 0\nksm_process_profit 0\n"
+		     "ksm_merge_any: no\nksm_mergeable: no\n", buf);
 	ASSERT_LT(0, ksm_read_file("/proc/self/ksm_merging_pages", buf, sizeof(buf)));
 	EXPECT_STREQ("0\n", buf);
 }
@@ -750,6 +759,75 @@ TEST_F_TIMEOUT(ksm_merge, zero_pages_across_fork, 600)
 	KSM_EXPECT("ksm_zero_pages", n);
 	EXPECT_EQ((long)n, ksm_expect_proc_stat(_metadata, 0).zero_pages);
 	EXPECT_TRUE(ksm_page_is_zero(p));
+}
+
+/*
+ * A forked child starts with ksm_rmap_items and ksm_merging_pages of 0 and
+ * then counts only its own mappings: once ksmd has visited it, parent and
+ * child show n each, and the global counters hold both.
+ */
+TEST_F_TIMEOUT(ksm_merge, fork_child_counts_own, 600)
+{
+	const size_t n = 8;
+	uint64_t seed = ksm_unique_seed(), kpfn;
+	int up[2], down[2], status;
+	struct ksm_proc_stat st;
+	char *p, cmd;
+	size_t i;
+
+	p = merged_region(_metadata, self, n, seed, &kpfn);
+
+	ASSERT_EQ(0, pipe(up));
+	ASSERT_EQ(0, pipe(down));
+	self->child = fork();
+	ASSERT_LE(0, self->child);
+	if (!self->child) {
+		close(up[0]);
+		close(down[1]);
+		if (ksm_read_proc_stat(0, &st))
+			_exit(1);
+		if (st.rmap_items || st.merging_pages || st.zero_pages)
+			_exit(2);
+		if (write(up[1], "r", 1) != 1 || read(down[0], &cmd, 1) != 1)
+			_exit(3);
+		if (!ksm_pages_match(p, n, seed))
+			_exit(4);
+		_exit(0);
+	}
+	close(up[1]);
+	close(down[0]);
+	ASSERT_EQ(1, read(up[0], &cmd, 1));
+	st = ksm_expect_proc_stat(_metadata, 0);
+	EXPECT_EQ((long)n, st.rmap_items);
+	EXPECT_EQ((long)n, st.merging_pages);
+
+	KSM_RUN_PASSES(2);
+	st = ksm_expect_proc_stat(_metadata, self->child);
+	EXPECT_EQ((long)n, st.rmap_items);
+	EXPECT_EQ((long)n, st.merging_pages);
+	EXPECT_EQ(0L, st.zero_pages);
+	st = ksm_expect_proc_stat(_metadata, 0);
+	EXPECT_EQ((long)n, st.rmap_items);
+	EXPECT_EQ((long)n, st.merging_pages);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", 2 * n - 1);
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(kpfn, pfn_at(_metadata, self->child, p + i * self->ps));
+
+	ASSERT_EQ(1, write(down[1], "q", 1));
+	ASSERT_EQ(self->child, waitpid(self->child, &status, 0));
+	self->child = 0;
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("child check %d failed",
+						  WEXITSTATUS(status));
+	KSM_RUN_PASSES(2);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n - 1);
+	st = ksm_expect_proc_stat(_metadata, 0);
+	EXPECT_EQ((long)n, st.rmap_items);
+	EXPECT_EQ((long)n, st.merging_pages);
+	close(up[0]);
+	close(down[1]);
 }
 
 static void expect_zero_pages(struct __test_metadata *_metadata, long global,

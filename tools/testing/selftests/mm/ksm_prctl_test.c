@@ -479,9 +479,8 @@ TEST_F_TIMEOUT(ksm_prctl, fork_inherits, 600)
 		if (get_merge() != 0 || ksm_vma_mergeable(0, p) != 0 ||
 		    ksm_smaps_ksm_kb(0, p) != 0)
 			_exit(18);
-		for (i = 0; i < n; i++)
-			if (!ksm_page_matches(p + i * ksm_page_size(), seed))
-				_exit(19);
+		if (!ksm_pages_match(p, n, seed))
+			_exit(19);
 		_exit(0);
 	}
 	ASSERT_EQ(self->child, waitpid(self->child, &status, 0));
@@ -496,6 +495,142 @@ TEST_F_TIMEOUT(ksm_prctl, fork_inherits, 600)
 	EXPECT_EQ((long)(n * self->ps / 1024), ksm_smaps_ksm_kb(0, p));
 	expect_all_on(_metadata, kpfn, p, n);
 	expect_content(_metadata, p, n, seed);
+}
+
+/*
+ * /proc/self/ksm_stat: after the four 6.12 lines, "ksm_merge_any" says
+ * whether PR_SET_MEMORY_MERGE is on and "ksm_mergeable" whether any VMA
+ * is mergeable; both follow every change.
+ */
+TEST_F(ksm_prctl, proc_stat_flags)
+{
+	struct ksm_proc_stat st;
+	char *p;
+
+	st = ksm_expect_proc_stat(_metadata, 0);
+	EXPECT_EQ(0, st.merge_any);
+	EXPECT_EQ(0, st.mergeable);
+
+	p = new_region(_metadata, self, 1, MAP_PRIVATE);
+	ASSERT_EQ(0, madvise(p, self->ps, MADV_MERGEABLE));
+	st = ksm_expect_proc_stat(_metadata, 0);
+	EXPECT_EQ(0, st.merge_any);
+	EXPECT_EQ(1, st.mergeable);
+
+	ASSERT_EQ(0, madvise(p, self->ps, MADV_UNMERGEABLE));
+	st = ksm_expect_proc_stat(_metadata, 0);
+	EXPECT_EQ(0, st.merge_any);
+	EXPECT_EQ(0, st.mergeable);
+
+	EXPECT_PRCTL_OK(PR_SET_MEMORY_MERGE, 1, 0, 0, 0);
+	st = ksm_expect_proc_stat(_metadata, 0);
+	EXPECT_EQ(1, st.merge_any);
+	EXPECT_EQ(1, st.mergeable);
+
+	EXPECT_PRCTL_OK(PR_SET_MEMORY_MERGE, 0, 0, 0, 0);
+	st = ksm_expect_proc_stat(_metadata, 0);
+	EXPECT_EQ(0, st.merge_any);
+	EXPECT_EQ(0, st.mergeable);
+}
+
+/* Bounds of the VMA holding @addr, from /proc/self/maps; -ENOENT if none. */
+static int vma_bounds(const void *addr, unsigned long *start,
+		      unsigned long *end)
+{
+	unsigned long a = (unsigned long)addr, s, e;
+	char line[512];
+	int ret = -ENOENT;
+	FILE *f;
+
+	f = fopen("/proc/self/maps", "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && s <= a && a < e) {
+			*start = s;
+			*end = e;
+			ret = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+/* Expect [@from, @to) to lie in one VMA. */
+static void expect_one_vma(struct __test_metadata *_metadata,
+			   const char *from, const char *to)
+{
+	unsigned long s1 = 0, e1 = 0, s2 = 0, e2 = 0;
+
+	ASSERT_EQ(0, vma_bounds(from, &s1, &e1));
+	ASSERT_EQ(0, vma_bounds(to - 1, &s2, &e2));
+	EXPECT_EQ(s1, s2) TH_LOG("%p-%p is %lx-%lx and %lx-%lx", from, to,
+				 s1, e1, s2, e2);
+	EXPECT_EQ(e1, e2);
+}
+
+/* Two mmap() calls of @n pages each, the second right after the first. */
+static char *map_two_halves(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(ksm_prctl) *self, size_t n)
+{
+	const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+	size_t len = n * self->ps;
+	char *area;
+
+	/* A reservation with guard pages, mapped over in two halves. */
+	area = new_region(_metadata, self, 2 * n, MAP_PRIVATE);
+	ASSERT_EQ(area, mmap(area, len, PROT_READ | PROT_WRITE, flags, -1, 0));
+	memset(area, 1, len);
+	ASSERT_EQ(area + len, mmap(area + len, len, PROT_READ | PROT_WRITE,
+				   flags, -1, 0));
+	return area;
+}
+
+/*
+ * Under merge-any a new anonymous mapping is mergeable from the start, so
+ * two adjacent mmap()s become one VMA, as they do without the prctl.
+ */
+TEST_F(ksm_prctl, new_mappings_merge_into_one_vma)
+{
+	const size_t n = 4;
+	char *p;
+
+	/* Without merge-any: the behaviour to keep. */
+	p = map_two_halves(_metadata, self, n);
+	expect_one_vma(_metadata, p, p + 2 * n * self->ps);
+	EXPECT_EQ(0, ksm_vma_mergeable(0, p));
+
+	EXPECT_PRCTL_OK(PR_SET_MEMORY_MERGE, 1, 0, 0, 0);
+	p = map_two_halves(_metadata, self, n);
+	expect_one_vma(_metadata, p, p + 2 * n * self->ps);
+	EXPECT_EQ(1, ksm_vma_mergeable(0, p));
+	EXPECT_EQ(1, ksm_vma_mergeable(0, p + n * self->ps));
+}
+
+/* ... and brk() keeps growing one heap VMA. */
+TEST_F(ksm_prctl, brk_grows_one_vma)
+{
+	const int steps = 3;
+	char *cur, *base;
+	size_t pad;
+	int i;
+
+	EXPECT_PRCTL_OK(PR_SET_MEMORY_MERGE, 1, 0, 0, 0);
+	cur = sbrk(0);
+	ASSERT_NE((void *)-1, cur);
+	pad = -(uintptr_t)cur & (self->ps - 1);
+	ASSERT_NE((void *)-1, sbrk(pad));
+	base = cur + pad;
+	for (i = 0; i < steps; i++) {
+		char *page = sbrk(self->ps);
+
+		ASSERT_EQ(base + i * self->ps, page);
+		*page = 1;
+	}
+	expect_one_vma(_metadata, base, base + steps * self->ps);
+	EXPECT_EQ(1, ksm_vma_mergeable(0, base));
+	ASSERT_NE((void *)-1, sbrk(-(intptr_t)(pad + steps * self->ps)));
 }
 
 /* Run this binary again in a child as the exec probe; return its status. */
@@ -537,6 +672,39 @@ TEST_F(ksm_prctl, execve_without_merge_any)
 	ASSERT_EQ(0, madvise(new_region(_metadata, self, 1, MAP_PRIVATE),
 			     self->ps, MADV_MERGEABLE));
 	EXPECT_EQ(4, run_probe(_metadata, self));
+}
+
+/*
+ * Merge-any survives execve while ksmd scans the execing process at full
+ * speed: every one of many execs starts with merge-any on and its first
+ * mapping mergeable. Bounded by count or time; a slow host runs fewer.
+ */
+TEST_F_TIMEOUT(ksm_prctl, execve_while_scanning, 600)
+{
+	const size_t n = 256;
+	const unsigned int most = 200, least = 10;
+	const double seconds = 90;
+	unsigned int runs = 0;
+	double start;
+	char *p;
+
+	EXPECT_PRCTL_OK(PR_SET_MEMORY_MERGE, 1, 0, 0, 0);
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	fill_same(p, n, ksm_unique_seed());
+	ASSERT_EQ(0, ksm_write("pages_to_scan", "2000"));
+	ASSERT_EQ(0, ksm_write("sleep_millisecs", "0"));
+	ASSERT_EQ(0, ksm_write("run", "1"));
+	start = ksm_now();
+	while (runs < most && ksm_now() - start < seconds) {
+		int code = run_probe(_metadata, self);
+
+		ASSERT_EQ(1 | 2, code & (1 | 2))
+			TH_LOG("exec %u: bit 0 merge-any, bit 1 mergeable", runs);
+		runs++;
+	}
+	ASSERT_EQ(0, ksm_write("run", "0"));
+	TH_LOG("%u execs in %.1f s", runs, ksm_now() - start);
+	EXPECT_LE(least, runs);
 }
 
 TEST_HARNESS_MAIN

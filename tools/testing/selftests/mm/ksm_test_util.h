@@ -592,6 +592,17 @@ static inline bool ksm_page_matches(const void *page, uint64_t seed)
 	return true;
 }
 
+/* Do all @n pages from @p hold the content of @seed? */
+static inline bool ksm_pages_match(const void *p, size_t n, uint64_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!ksm_page_matches((const char *)p + i * ksm_page_size(), seed))
+			return false;
+	return true;
+}
+
 /* A seed that no other test run (or other page of this run) shares. */
 static inline uint64_t ksm_unique_seed(void)
 {
@@ -701,14 +712,33 @@ struct ksm_proc_stat {
 	long zero_pages;
 	long merging_pages;
 	long process_profit;
+	int merge_any;		/* 1 yes, 0 no */
+	int mergeable;		/* 1 yes, 0 no */
 };
 
+/* "yes\n" or "no\n" at @s: 1 or 0, @s moved past it; -1 if neither. */
+static inline int ksm_parse_yes_no(const char **s)
+{
+	if (!strncmp(*s, "yes\n", 4)) {
+		*s += 4;
+		return 1;
+	}
+	if (!strncmp(*s, "no\n", 3)) {
+		*s += 3;
+		return 0;
+	}
+	return -1;
+}
+
 /*
- * Parse /proc/<pid>/ksm_stat (pid 0: self).  6.12 prints exactly these
- * four lines in this order; anything else is -EBADMSG.
+ * Parse /proc/<pid>/ksm_stat (pid 0: self): exactly the four lines of
+ * 6.12 in their order, then exactly the two yes/no lines later kernels
+ * (and ours) add.  Anything else is -EBADMSG.
  */
 static inline int ksm_read_proc_stat(pid_t pid, struct ksm_proc_stat *st)
 {
+	static const char any[] = "ksm_merge_any: ", mergeable[] = "ksm_mergeable: ";
+	const char *s;
 	char buf[512];
 	ssize_t n;
 	int got;
@@ -720,7 +750,18 @@ static inline int ksm_read_proc_stat(pid_t pid, struct ksm_proc_stat *st)
 	if (sscanf(buf, "ksm_rmap_items %ld\nksm_zero_pages %ld\n"
 		   "ksm_merging_pages %ld\nksm_process_profit %ld\n%n",
 		   &st->rmap_items, &st->zero_pages, &st->merging_pages,
-		   &st->process_profit, &got) != 4 || got != n)
+		   &st->process_profit, &got) != 4 || got < 0)
+		return -EBADMSG;
+	s = buf + got;
+	if (strncmp(s, any, strlen(any)))
+		return -EBADMSG;
+	s += strlen(any);
+	st->merge_any = ksm_parse_yes_no(&s);
+	if (st->merge_any < 0 || strncmp(s, mergeable, strlen(mergeable)))
+		return -EBADMSG;
+	s += strlen(mergeable);
+	st->mergeable = ksm_parse_yes_no(&s);
+	if (st->mergeable < 0 || s != buf + n)
 		return -EBADMSG;
 	return 0;
 }
