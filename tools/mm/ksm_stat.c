@@ -10,20 +10,26 @@
  *   ksm_stat --table           one line of global figures per interval
  *                              (--watch 1 unless given)
  *   ksm_stat --count N         with --watch: stop after N updates
+ *   ksm_stat --cgroups         also one row per cgroup (v2) whose processes
+ *                              take part, from the KSM lines of its
+ *                              memory.stat (hierarchical: a parent's row
+ *                              holds its children's)
  *   ksm_stat --csv FILE        also append "time,pages_sharing,saved_mib"
  *                              to FILE, once, or when the watch starts and
  *                              at every update (time in seconds since the
  *                              epoch), for plotting
  *
  * Short options: -w [SECS] (the argument must be attached: -w5), -t,
- * -n N, -c FILE.  Everything comes from /sys/kernel/mm/ksm and
+ * -n N, -c FILE, -g.  Everything comes from /sys/kernel/mm/ksm and
  * /proc/PID/ksm_stat; the DOMAIN column from /sys/kernel/debug/ksm/mms
  * (a header line, then "PID DOMAIN" rows) where the kernel has that file,
  * "-" elsewhere.
  */
+#define _GNU_SOURCE		/* nftw() */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +39,7 @@
 
 #define KSM_DIR "/sys/kernel/mm/ksm/"
 #define KSM_MMS "/sys/kernel/debug/ksm/mms"
+#define CGROUP_DIR "/sys/fs/cgroup"
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 struct proc_saving {
@@ -52,8 +59,17 @@ struct mm_domain {
 	char domain[32];
 };
 
+/* The KSM lines of one cgroup's memory.stat, in bytes. */
+struct cgroup_saving {
+	long merging;
+	long zero;
+	long tracked;
+	long profit;
+};
+
 static struct mm_domain *domains;
 static size_t nr_domains;
+static int show_cgroup_rows;
 
 static long read_long(const char *path)
 {
@@ -294,11 +310,74 @@ static void show_global(void)
 	printf("%-16s %.1f\n", "saved_MiB", saved_mib());
 }
 
+/* 0 if @dir's memory.stat has all four KSM lines, -1 if not. */
+static int read_cgroup_saving(const char *dir, struct cgroup_saving *cs)
+{
+	char path[4096], key[64];
+	int found = 0;
+	long value;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/memory.stat", dir);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %ld", key, &value) == 2) {
+		if (!strcmp(key, "ksm_merging"))
+			cs->merging = value, found |= 1;
+		else if (!strcmp(key, "ksm_zero"))
+			cs->zero = value, found |= 2;
+		else if (!strcmp(key, "ksm_tracked"))
+			cs->tracked = value, found |= 4;
+		else if (!strcmp(key, "ksm_profit"))
+			cs->profit = value, found |= 8;
+	}
+	fclose(f);
+	return found == 15 ? 0 : -1;
+}
+
+static int nr_cgroup_rows;
+
+static int show_cgroup(const char *path, const struct stat *sb, int type,
+		       struct FTW *ftw)
+{
+	const char *name = path + strlen(CGROUP_DIR);
+	long page = sysconf(_SC_PAGESIZE);
+	struct cgroup_saving cs;
+
+	(void)sb;
+	(void)ftw;
+	if (type != FTW_D || read_cgroup_saving(path, &cs))
+		return 0;
+	if (!cs.merging && !cs.zero && !cs.tracked)
+		return 0;
+	printf("%-32s %9ld %9ld %9ld %10.1f\n", *name ? name : "/",
+	       cs.merging / page, cs.zero / page, cs.tracked / page,
+	       cs.profit / 1048576.0);
+	nr_cgroup_rows++;
+	return 0;
+}
+
+static void show_cgroups(void)
+{
+	printf("%-32s %9s %9s %9s %10s\n", "CGROUP", "MERGING", "ZERO",
+	       "TRACKED", "PROFIT_MiB");
+	nr_cgroup_rows = 0;
+	nftw(CGROUP_DIR, show_cgroup, 16, FTW_PHYS);
+	if (!nr_cgroup_rows)
+		printf("(no cgroup with KSM figures in %s/*/memory.stat)\n",
+		       CGROUP_DIR);
+}
+
 static void show_view(void)
 {
 	show_global();
 	printf("\n");
 	show_processes();
+	if (show_cgroup_rows) {
+		printf("\n");
+		show_cgroups();
+	}
 }
 
 /* Append one sample; a new (empty) file gets the header first. */
@@ -374,11 +453,12 @@ static int watch(unsigned int secs, long count, int table, const char *csv)
 static void print_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
-		"usage: %s [--watch [SECS]] [--table] [--count N] [--csv FILE]\n"
+		"usage: %s [--watch [SECS]] [--table] [--count N] [--csv FILE] [--cgroups]\n"
 		"  -w, --watch[=SECS]  reprint every SECS seconds (default 1)\n"
 		"  -t, --table         one line of global figures per update (implies --watch)\n"
 		"  -n, --count N       with --watch: stop after N updates\n"
-		"  -c, --csv FILE      append time,pages_sharing,saved_mib to FILE\n",
+		"  -c, --csv FILE      append time,pages_sharing,saved_mib to FILE\n"
+		"  -g, --cgroups       also one row per cgroup with KSM figures\n",
 		prog);
 }
 
@@ -389,6 +469,7 @@ int main(int argc, char **argv)
 		{ "table", no_argument, NULL, 't' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "csv", required_argument, NULL, 'c' },
+		{ "cgroups", no_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -397,7 +478,7 @@ int main(int argc, char **argv)
 	int opt, table = 0;
 	long count = -1;
 
-	while ((opt = getopt_long(argc, argv, "w::tn:c:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "w::tn:c:gh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'w':
 			/* "--watch 5": take a following number as SECS. */
@@ -415,6 +496,9 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			csv = optarg;
+			break;
+		case 'g':
+			show_cgroup_rows = 1;
 			break;
 		case 'h':
 			print_usage(stdout, argv[0]);
