@@ -177,6 +177,7 @@ static inline void ksm_memcg_stat_show(struct mem_cgroup *memcg,
 				       struct seq_buf *s)
 {
 }
+
 static inline int ksm_disable(struct mm_struct *mm) { return 0; }
 static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm) { }
 static inline int ksm_execve(struct mm_struct *mm) { return 0; }

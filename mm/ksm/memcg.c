@@ -26,13 +26,16 @@
  * ancestor slot), under mm_list_lock; never a walk of pages or VMAs.
  *
  * /sys/kernel/debug/ksm/cgroups lists the same figures per cgroup path, for
- * every cgroup that holds a registered process. With cgroup v2's rule that
- * processes live in leaves, those are the cgroups' memory.stat figures.
+ * every memory cgroup that holds a registered process itself (a process in
+ * a cgroup without the memory controller counts in the nearest ancestor
+ * with it). With cgroup v2's rule that processes live in leaves, those are
+ * the cgroups' memory.stat figures.
  */
 
 #include <linux/cgroup.h>
 #include <linux/debugfs.h>
 #include <linux/memcontrol.h>
+#include <linux/nsproxy.h>
 #include <linux/seq_buf.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
@@ -54,24 +57,28 @@ struct ksm_memcg_figures {
 	unsigned long tracked;
 };
 
-/* The memory cgroup @mm is charged to, NULL if none. Under rcu_read_lock. */
-static struct mem_cgroup *ksm_mm_memcg(struct mm_struct *mm)
-{
-	struct task_struct *owner = rcu_dereference(mm->owner);
-
-	return owner ? mem_cgroup_from_task(owner) : NULL;
-}
-
 static void ksm_figures_add(struct ksm_memcg_figures *f, struct mm_struct *mm)
 {
 	/*
-	 * ksmd changes the first two under its own locks; a read that
-	 * races it is off by the page ksmd is working on, as a read of
-	 * /proc/PID/ksm_stat is.
+	 * ksmd changes these two under its own locks; a read racing it is
+	 * off by the page ksmd is working on, as a read of ksm_stat is.
 	 */
 	f->merging += data_race(mm->ksm_merging_pages);
+	/* Same as above. */
 	f->tracked += data_race(mm->ksm_rmap_items);
 	f->zero += mm_ksm_zero_pages(mm);
+}
+
+/* Bytes saved net of the records, as ksm_profit(), without overflow. */
+static s64 ksm_figures_profit(const struct ksm_memcg_figures *f)
+{
+	return (s64)(f->merging + f->zero) * PAGE_SIZE -
+	       (s64)f->tracked * sizeof(struct ksm_rmap_item);
+}
+
+static void ksm_figures_print(struct seq_buf *s, const char *key, u64 pages)
+{
+	seq_buf_printf(s, "%s %llu\n", key, pages * PAGE_SIZE);
 }
 
 /**
@@ -79,33 +86,33 @@ static void ksm_figures_add(struct ksm_memcg_figures *f, struct mm_struct *mm)
  * @memcg: the cgroup.
  * @s: memory.stat being built.
  *
- * Cost: O(registered mms), see "Per-cgroup figures".
+ * Only for cgroup v2: v1's memory.stat stays as it was.
+ *
+ * Context: takes ksm_ctx.mm_list_lock. Cost: O(registered mms), see
+ * "Per-cgroup figures".
  */
 void ksm_memcg_stat_show(struct mem_cgroup *memcg, struct seq_buf *s)
 {
 	struct ksm_memcg_figures f = { };
 	struct ksm_mm *slot;
 
+	if (!cgroup_subsys_on_dfl(memory_cgrp_subsys))
+		return;
 	spin_lock(&ksm_ctx.mm_list_lock);
-	rcu_read_lock();
 	list_for_each_entry(slot, &ksm_ctx.mm_head.slot.mm_node, slot.mm_node) {
 		struct mm_struct *mm = slot->slot.mm;
-		struct mem_cgroup *owner;
 
-		if (ksm_mm_exiting(mm))
-			continue;
-		owner = ksm_mm_memcg(mm);
-		if (owner && mem_cgroup_is_descendant(owner, memcg))
+		if (!ksm_mm_exiting(mm) && mm_match_cgroup(mm, memcg))
 			ksm_figures_add(&f, mm);
 	}
-	rcu_read_unlock();
 	spin_unlock(&ksm_ctx.mm_list_lock);
 
-	seq_buf_printf(s, "ksm_merging %lu\n", f.merging * PAGE_SIZE);
-	seq_buf_printf(s, "ksm_zero %lu\n", f.zero * PAGE_SIZE);
-	seq_buf_printf(s, "ksm_tracked %lu\n", f.tracked * PAGE_SIZE);
-	seq_buf_printf(s, "ksm_profit %ld\n",
-		       ksm_profit(f.merging + f.zero, f.tracked));
+	ksm_figures_print(s, "ksm_merging", f.merging);
+	ksm_figures_print(s, "ksm_zero", f.zero);
+	ksm_figures_print(s, "ksm_tracked", f.tracked);
+	seq_buf_printf(s, "ksm_profit %lld\n", ksm_figures_profit(&f));
+	if (seq_buf_has_overflowed(s))
+		pr_warn_once("ksm: memory.stat buffer overflow\n");
 }
 
 #ifdef CONFIG_DEBUG_FS
@@ -118,41 +125,46 @@ static int ksm_figures_cmp(const void *a, const void *b)
 }
 
 /*
- * One row per cgroup holding registered mms, into @rows (room for @max).
- * Rows are found by a linear search: fine for a debugfs view, which
- * already costs O(registered mms) to fill.
+ * A row per registered mm (at most @max) with the id of its cgroup, then
+ * the rows of each cgroup added into its first, once the lock is dropped:
+ * O(registered mms) under the lock, O(n log n) after it.
  */
 static unsigned int ksm_memcg_rows(struct ksm_memcg_figures *rows,
 				   unsigned int max)
 {
 	struct ksm_mm *slot;
-	unsigned int nr = 0, i;
+	unsigned int nr = 0, i, out;
 
 	spin_lock(&ksm_ctx.mm_list_lock);
 	rcu_read_lock();
 	list_for_each_entry(slot, &ksm_ctx.mm_head.slot.mm_node, slot.mm_node) {
 		struct mm_struct *mm = slot->slot.mm;
 		struct mem_cgroup *memcg;
-		u64 id;
 
+		if (nr == max)
+			break;
 		if (ksm_mm_exiting(mm))
 			continue;
-		memcg = ksm_mm_memcg(mm);
+		memcg = mem_cgroup_from_task(rcu_dereference(mm->owner));
 		if (!memcg)
 			continue;
-		id = cgroup_id(memcg->css.cgroup);
-		for (i = 0; i < nr && rows[i].id != id; i++)
-			;
-		if (i == nr) {
-			if (nr == max)
-				continue;
-			rows[nr++].id = id;
-		}
-		ksm_figures_add(&rows[i], mm);
+		rows[nr].id = cgroup_id(memcg->css.cgroup);
+		ksm_figures_add(&rows[nr++], mm);
 	}
 	rcu_read_unlock();
 	spin_unlock(&ksm_ctx.mm_list_lock);
-	return nr;
+
+	sort(rows, nr, sizeof(*rows), ksm_figures_cmp, NULL);
+	for (i = 0, out = 0; i < nr; i++) {
+		if (out && rows[out - 1].id == rows[i].id) {
+			rows[out - 1].merging += rows[i].merging;
+			rows[out - 1].zero += rows[i].zero;
+			rows[out - 1].tracked += rows[i].tracked;
+		} else {
+			rows[out++] = rows[i];
+		}
+	}
+	return out;
 }
 
 /* Rows to spare for mms registering between the count and the walk. */
@@ -164,6 +176,9 @@ static int ksm_cgroups_show(struct seq_file *m, void *unused)
 	unsigned int nr, max, i;
 	char *path;
 
+	/* Cgroup ids of v1 hierarchies cannot be looked up. */
+	if (!cgroup_subsys_on_dfl(memory_cgrp_subsys))
+		return 0;
 	max = ksm_mm_count() + KSM_MEMCG_ROWS_SLACK;
 	rows = kvcalloc(max, sizeof(*rows), GFP_KERNEL);
 	path = kmalloc(PATH_MAX, GFP_KERNEL);
@@ -173,7 +188,6 @@ static int ksm_cgroups_show(struct seq_file *m, void *unused)
 		return -ENOMEM;
 	}
 	nr = ksm_memcg_rows(rows, max);
-	sort(rows, nr, sizeof(*rows), ksm_figures_cmp, NULL);
 
 	seq_puts(m, "cgroup ksm_merging ksm_zero ksm_tracked ksm_profit\n");
 	for (i = 0; i < nr; i++) {
@@ -182,12 +196,13 @@ static int ksm_cgroups_show(struct seq_file *m, void *unused)
 
 		if (IS_ERR(cgrp))
 			continue;	/* removed since */
-		cgroup_path(cgrp, path, PATH_MAX);
+		cgroup_path_ns(cgrp, path, PATH_MAX,
+			       current->nsproxy->cgroup_ns);
 		cgroup_put(cgrp);
-		seq_printf(m, "%s %lu %lu %lu %ld\n", path,
-			   f->merging * PAGE_SIZE, f->zero * PAGE_SIZE,
-			   f->tracked * PAGE_SIZE,
-			   ksm_profit(f->merging + f->zero, f->tracked));
+		seq_printf(m, "%s %llu %llu %llu %lld\n", path,
+			   (u64)f->merging * PAGE_SIZE,
+			   (u64)f->zero * PAGE_SIZE,
+			   (u64)f->tracked * PAGE_SIZE, ksm_figures_profit(f));
 	}
 	kfree(path);
 	kvfree(rows);

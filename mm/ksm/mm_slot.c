@@ -60,16 +60,27 @@ static bool ksm_vma_compatible(struct vm_area_struct *vma)
  * gets it only once its ->mmap() has run (ksm_add_vma()), since a driver
  * may turn it into a mapping KSM must not touch.
  *
+ * The mm is registered with KSM here if it is not yet; without memory for
+ * that, the VMA is created without the flag.
+ *
  * Context: mmap_lock held for write.
  * Return: @vm_flags, with VM_MERGEABLE added where it belongs.
  */
 vm_flags_t ksm_vma_flags(struct mm_struct *mm, struct file *file,
 			 vm_flags_t vm_flags)
 {
-	if (!file && !(vm_flags & KSM_VM_INCOMPATIBLE) &&
-	    test_bit(MMF_VM_MERGE_ANY, &mm->flags))
-		vm_flags |= VM_MERGEABLE;
-	return vm_flags;
+	mmap_assert_write_locked(mm);
+	if (file || (vm_flags & KSM_VM_INCOMPATIBLE) ||
+	    !test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return vm_flags;
+	/*
+	 * Register here, not only in ksm_add_vma(): a VMA that merges with
+	 * its neighbour never gets there, and an mm whose registration
+	 * failed at fork would otherwise never be retried.
+	 */
+	if (ksm_mm_register(mm))
+		return vm_flags;
+	return vm_flags | VM_MERGEABLE;
 }
 
 /**
@@ -427,18 +438,18 @@ static bool ksm_mm_has_mergeable_vma(struct mm_struct *mm)
  * its memory (PR_SET_MEMORY_MERGE), and whether any VMA of it is
  * mergeable. The second needs the mmap_lock, for a walk of the VMAs that
  * ends at the first mergeable one; a reader with a fatal signal pending
- * gets neither line.
+ * does not get it.
  */
 void ksm_proc_show_flags(struct seq_file *m, struct mm_struct *mm)
 {
-	bool merge_any = test_bit(MMF_VM_MERGE_ANY, &mm->flags);
 	bool mergeable;
 
+	seq_printf(m, "ksm_merge_any: %s\n",
+		   str_yes_no(test_bit(MMF_VM_MERGE_ANY, &mm->flags)));
 	if (mmap_read_lock_killable(mm))
 		return;
 	mergeable = ksm_mm_has_mergeable_vma(mm);
 	mmap_read_unlock(mm);
-	seq_printf(m, "ksm_merge_any: %s\n", str_yes_no(merge_any));
 	seq_printf(m, "ksm_mergeable: %s\n", str_yes_no(mergeable));
 }
 

@@ -118,7 +118,9 @@ FIXTURE_TEARDOWN(ksm_memcg)
 		close(self->workers[i].reply);
 	}
 	if (self->made) {
-		rmdir(CG_A);
+		/* A worker's child dies of PDEATHSIG, maybe not yet: retry. */
+		for (i = 0; i < 100 && rmdir(CG_A) && errno == EBUSY; i++)
+			usleep(100 * 1000);
 		rmdir(CG_B);
 		if (rmdir(CG_TOP))
 			TH_LOG("rmdir %s: %s", CG_TOP, strerror(errno));

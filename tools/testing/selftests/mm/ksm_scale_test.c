@@ -1142,6 +1142,46 @@ static void proc_body(int go, int back, uint64_t base, size_t proc)
 	_exit(write(back, &r, 1) == 1 ? 0 : 13);
 }
 
+/* ksm_merging of the root cgroup's memory.stat; -1 without it. */
+static long root_ksm_merging(void)
+{
+	char key[64];
+	long v, found = -1;
+	FILE *f;
+
+	f = fopen("/sys/fs/cgroup/memory.stat", "r");
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %ld", key, &v) == 2)
+		if (!strcmp(key, "ksm_merging"))
+			found = v;
+	fclose(f);
+	return found;
+}
+
+/*
+ * The root cgroup's memory.stat adds up every registered process (one
+ * pass over them per read): exact, and what a read costs at this scale.
+ */
+static void expect_root_memcg(struct __test_metadata *_metadata, size_t nproc)
+{
+	const int reads = 100;
+	long merging = 0;
+	double t;
+	int i;
+
+	if (root_ksm_merging() < 0) {
+		TH_LOG("no ksm_merging in /sys/fs/cgroup/memory.stat: not checked");
+		return;
+	}
+	t = ksm_now();
+	for (i = 0; i < reads; i++)
+		merging = root_ksm_merging();
+	TH_LOG("time: memory.stat of the root cgroup, %zu processes: %.2f ms per read",
+	       nproc, (ksm_now() - t) * 1000 / reads);
+	EXPECT_EQ((long)(nproc * PROC_SHARED * ksm_page_size()), merging);
+}
+
 /*
  * Hundreds of registered processes share two contents: each KSM page has
  * one mapper per process.  When they all exit, everything goes.
@@ -1194,6 +1234,7 @@ TEST_F_TIMEOUT(ksm_scale, many_procs, SCALE_TEST_TIMEOUT)
 		expect_proc(_metadata, self->pids[first + i], PROC_PAGES,
 			    PROC_SHARED);
 	log_time(_metadata, "ksm_stat of every process", t);
+	expect_root_memcg(_metadata, nproc);
 
 	t = ksm_now();
 	memset(buf, 'v', nproc);
