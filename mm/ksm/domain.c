@@ -41,6 +41,7 @@
 #include <linux/cred.h>
 #include <linux/debugfs.h>
 #include <linux/mm.h>
+#include <linux/nsproxy.h>
 #include <linux/prctl.h>
 #include <linux/sched/mm.h>
 #include <linux/seq_file.h>
@@ -152,6 +153,33 @@ static u64 ksm_current_cgroup_id(void)
 	return id;
 #else
 	return 0;
+#endif
+}
+
+/**
+ * ksm_cgroup_path() - the path of a cgroup v2, for a debugfs table
+ * @id: the cgroup's id.
+ * @buf: where the path goes.
+ * @len: size of @buf.
+ *
+ * The path is relative to the reader's cgroup namespace.
+ *
+ * Context: may sleep.
+ * Return: 0, or -ENOENT if there is no such cgroup (any more).
+ */
+int ksm_cgroup_path(u64 id, char *buf, size_t len)
+{
+#ifdef CONFIG_CGROUPS
+	struct cgroup *cgrp = cgroup_get_from_id(id);
+	int ret;
+
+	if (IS_ERR(cgrp))
+		return -ENOENT;
+	ret = cgroup_path_ns(cgrp, buf, len, current->nsproxy->cgroup_ns);
+	cgroup_put(cgrp);
+	return ret < 0 ? ret : 0;
+#else
+	return -ENOENT;
 #endif
 }
 
@@ -485,12 +513,14 @@ static int ksm_domain_print(char *buf, size_t len, u64 domain)
  * @members: registered mms in it.
  * @shared: KSM pages of the domain.
  * @sharing: mappings of those pages beyond the first of each.
+ * @figures: per-process figures of the members, summed.
  */
 struct ksm_domain_row {
 	u64 domain;
 	unsigned long members;
 	unsigned long shared;
 	unsigned long sharing;
+	struct ksm_figures figures;
 };
 
 /**
@@ -544,8 +574,11 @@ static void ksm_table_add_members(struct ksm_domain_table *t)
 		struct ksm_domain_row *row;
 
 		row = ksm_table_row(t, ksm_slot_domain(slot), false);
-		if (row)
-			row->members++;
+		if (!row)
+			continue;
+		row->members++;
+		if (!ksm_mm_exiting(slot->slot.mm))
+			ksm_figures_add_mm(&row->figures, slot->slot.mm);
 	}
 }
 
@@ -583,7 +616,7 @@ static void ksm_table_add_pages(struct ksm_domain_table *t)
 static int ksm_domains_show(struct seq_file *m, void *unused)
 {
 	struct ksm_domain_table t = { };
-	char name[32];
+	char name[32], *path;
 	unsigned int i;
 
 	mutex_lock(&ksm_ctx.lock);
@@ -599,14 +632,26 @@ static int ksm_domains_show(struct seq_file *m, void *unused)
 	sort(t.rows, t.nr, sizeof(*t.rows), ksm_row_cmp, NULL);
 	ksm_table_add_pages(&t);
 	mutex_unlock(&ksm_ctx.lock);
+	/* Without memory for it, cgroup paths show as "-". */
+	path = kmalloc(PATH_MAX, GFP_KERNEL);
 
 	sort(t.rows, t.nr, sizeof(*t.rows), ksm_row_cmp, NULL);
-	seq_puts(m, "domain members pages_shared pages_sharing\n");
+	seq_puts(m, "domain members pages_shared pages_sharing ksm_merging ksm_zero ksm_tracked ksm_profit cgroup\n");
 	for (i = 0; i < t.nr; i++) {
-		ksm_domain_print(name, sizeof(name), t.rows[i].domain);
-		seq_printf(m, "%s %lu %lu %lu\n", name, t.rows[i].members,
-			   t.rows[i].shared, t.rows[i].sharing);
+		struct ksm_domain_row *row = &t.rows[i];
+
+		ksm_domain_print(name, sizeof(name), row->domain);
+		seq_printf(m, "%s %lu %lu %lu", name, row->members,
+			   row->shared, row->sharing);
+		ksm_figures_seq_show(m, &row->figures);
+		if (!path || ksm_domain_kind(row->domain) != KSM_DOMAIN_CGROUP ||
+		    ksm_cgroup_path(row->domain & KSM_DOMAIN_ID_MASK, path,
+				    PATH_MAX))
+			seq_puts(m, " -\n");
+		else
+			seq_printf(m, " %s\n", path);
 	}
+	kfree(path);
 	kvfree(t.rows);
 	return 0;
 }

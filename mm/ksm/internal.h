@@ -560,8 +560,28 @@ long ksm_zero_pages_total(void);
 unsigned long ksm_mm_count(void);
 int ksm_mm_cache_init(void);
 
+/**
+ * struct ksm_figures - what a set of mms gets from KSM, in pages
+ * @id: what the set is (a cgroup id, a domain key), for tables.
+ * @merging: pages mapped from KSM pages (ksm_merging_pages).
+ * @zero: pages mapped from KSM zero pages (ksm_zero_pages).
+ * @tracked: rmap items (ksm_rmap_items).
+ */
+struct ksm_figures {
+	u64 id;
+	unsigned long merging;
+	unsigned long zero;
+	unsigned long tracked;
+};
+
+void ksm_figures_add_mm(struct ksm_figures *f, struct mm_struct *mm);
+void ksm_figures_add(struct ksm_figures *f, const struct ksm_figures *more);
+s64 ksm_figures_profit(const struct ksm_figures *f);
+void ksm_figures_seq_show(struct seq_file *m, const struct ksm_figures *f);
+
 /* memcg.c */
 struct dentry;
+struct seq_file;
 #if defined(CONFIG_MEMCG) && defined(CONFIG_DEBUG_FS)
 void ksm_memcg_debugfs_init(struct dentry *dir);
 #else
@@ -580,6 +600,7 @@ u64 ksm_domain_hash(u64 hash, u64 domain);
 u64 ksm_slot_domain(const struct ksm_mm *slot);
 void ksm_domain_init_slot(struct ksm_mm *slot, u64 tag);
 u64 ksm_domain_tag_of(struct mm_struct *mm);
+int ksm_cgroup_path(u64 id, char *buf, size_t len);
 const char *ksm_domain_mode_name(unsigned int mode);
 int ksm_set_merge_domain(unsigned int mode);
 

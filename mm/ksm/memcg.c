@@ -35,46 +35,12 @@
 #include <linux/cgroup.h>
 #include <linux/debugfs.h>
 #include <linux/memcontrol.h>
-#include <linux/nsproxy.h>
 #include <linux/seq_buf.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
 
 #include "internal.h"
-
-/**
- * struct ksm_memcg_figures - KSM figures of a set of mms, in pages
- * @id: cgroup id of the memory cgroup they belong to (debugfs table only).
- * @merging: pages mapped from KSM pages.
- * @zero: pages mapped from KSM zero pages.
- * @tracked: rmap items.
- */
-struct ksm_memcg_figures {
-	u64 id;
-	unsigned long merging;
-	unsigned long zero;
-	unsigned long tracked;
-};
-
-static void ksm_figures_add(struct ksm_memcg_figures *f, struct mm_struct *mm)
-{
-	/*
-	 * ksmd changes these two under its own locks; a read racing it is
-	 * off by the page ksmd is working on, as a read of ksm_stat is.
-	 */
-	f->merging += data_race(mm->ksm_merging_pages);
-	/* Same as above. */
-	f->tracked += data_race(mm->ksm_rmap_items);
-	f->zero += mm_ksm_zero_pages(mm);
-}
-
-/* Bytes saved net of the records, as ksm_profit(), without overflow. */
-static s64 ksm_figures_profit(const struct ksm_memcg_figures *f)
-{
-	return (s64)(f->merging + f->zero) * PAGE_SIZE -
-	       (s64)f->tracked * sizeof(struct ksm_rmap_item);
-}
 
 static void ksm_figures_print(struct seq_buf *s, const char *key, u64 pages)
 {
@@ -93,7 +59,7 @@ static void ksm_figures_print(struct seq_buf *s, const char *key, u64 pages)
  */
 void ksm_memcg_stat_show(struct mem_cgroup *memcg, struct seq_buf *s)
 {
-	struct ksm_memcg_figures f = { };
+	struct ksm_figures f = { };
 	struct ksm_mm *slot;
 
 	if (!cgroup_subsys_on_dfl(memory_cgrp_subsys))
@@ -103,7 +69,7 @@ void ksm_memcg_stat_show(struct mem_cgroup *memcg, struct seq_buf *s)
 		struct mm_struct *mm = slot->slot.mm;
 
 		if (!ksm_mm_exiting(mm) && mm_match_cgroup(mm, memcg))
-			ksm_figures_add(&f, mm);
+			ksm_figures_add_mm(&f, mm);
 	}
 	spin_unlock(&ksm_ctx.mm_list_lock);
 
@@ -119,7 +85,7 @@ void ksm_memcg_stat_show(struct mem_cgroup *memcg, struct seq_buf *s)
 
 static int ksm_figures_cmp(const void *a, const void *b)
 {
-	const struct ksm_memcg_figures *x = a, *y = b;
+	const struct ksm_figures *x = a, *y = b;
 
 	return x->id < y->id ? -1 : x->id > y->id;
 }
@@ -129,7 +95,7 @@ static int ksm_figures_cmp(const void *a, const void *b)
  * the rows of each cgroup added into its first, once the lock is dropped:
  * O(registered mms) under the lock, O(n log n) after it.
  */
-static unsigned int ksm_memcg_rows(struct ksm_memcg_figures *rows,
+static unsigned int ksm_memcg_rows(struct ksm_figures *rows,
 				   unsigned int max)
 {
 	struct ksm_mm *slot;
@@ -149,7 +115,7 @@ static unsigned int ksm_memcg_rows(struct ksm_memcg_figures *rows,
 		if (!memcg)
 			continue;
 		rows[nr].id = cgroup_id(memcg->css.cgroup);
-		ksm_figures_add(&rows[nr++], mm);
+		ksm_figures_add_mm(&rows[nr++], mm);
 	}
 	rcu_read_unlock();
 	spin_unlock(&ksm_ctx.mm_list_lock);
@@ -157,9 +123,7 @@ static unsigned int ksm_memcg_rows(struct ksm_memcg_figures *rows,
 	sort(rows, nr, sizeof(*rows), ksm_figures_cmp, NULL);
 	for (i = 0, out = 0; i < nr; i++) {
 		if (out && rows[out - 1].id == rows[i].id) {
-			rows[out - 1].merging += rows[i].merging;
-			rows[out - 1].zero += rows[i].zero;
-			rows[out - 1].tracked += rows[i].tracked;
+			ksm_figures_add(&rows[out - 1], &rows[i]);
 		} else {
 			rows[out++] = rows[i];
 		}
@@ -172,7 +136,7 @@ static unsigned int ksm_memcg_rows(struct ksm_memcg_figures *rows,
 
 static int ksm_cgroups_show(struct seq_file *m, void *unused)
 {
-	struct ksm_memcg_figures *rows;
+	struct ksm_figures *rows;
 	unsigned int nr, max, i;
 	char *path;
 
@@ -191,18 +155,11 @@ static int ksm_cgroups_show(struct seq_file *m, void *unused)
 
 	seq_puts(m, "cgroup ksm_merging ksm_zero ksm_tracked ksm_profit\n");
 	for (i = 0; i < nr; i++) {
-		struct ksm_memcg_figures *f = &rows[i];
-		struct cgroup *cgrp = cgroup_get_from_id(f->id);
-
-		if (IS_ERR(cgrp))
+		if (ksm_cgroup_path(rows[i].id, path, PATH_MAX))
 			continue;	/* removed since */
-		cgroup_path_ns(cgrp, path, PATH_MAX,
-			       current->nsproxy->cgroup_ns);
-		cgroup_put(cgrp);
-		seq_printf(m, "%s %llu %llu %llu %lld\n", path,
-			   (u64)f->merging * PAGE_SIZE,
-			   (u64)f->zero * PAGE_SIZE,
-			   (u64)f->tracked * PAGE_SIZE, ksm_figures_profit(f));
+		seq_puts(m, path);
+		ksm_figures_seq_show(m, &rows[i]);
+		seq_putc(m, '\n');
 	}
 	kfree(path);
 	kvfree(rows);

@@ -240,6 +240,62 @@ long ksm_zero_pages_total(void)
 }
 
 /**
+ * ksm_figures_add_mm() - add an mm's per-process KSM figures to a sum
+ * @f: the sum.
+ * @mm: the mm, registered.
+ */
+void ksm_figures_add_mm(struct ksm_figures *f, struct mm_struct *mm)
+{
+	/*
+	 * ksmd changes these two under its own locks; a read racing it is
+	 * off by the page ksmd is working on, as a read of ksm_stat is.
+	 */
+	f->merging += data_race(mm->ksm_merging_pages);
+	/* Same as above. */
+	f->tracked += data_race(mm->ksm_rmap_items);
+	f->zero += mm_ksm_zero_pages(mm);
+}
+
+/**
+ * ksm_figures_add() - add one sum of figures to another
+ * @f: the sum.
+ * @more: what to add (its @id is ignored).
+ */
+void ksm_figures_add(struct ksm_figures *f, const struct ksm_figures *more)
+{
+	f->merging += more->merging;
+	f->zero += more->zero;
+	f->tracked += more->tracked;
+}
+
+/**
+ * ksm_figures_profit() - bytes saved, net of the rmap items
+ * @f: the figures.
+ *
+ * Return: what ksm_process_profit() returns for one mm, for the sum, in
+ * 64 bits so that it cannot wrap on 32-bit kernels.
+ */
+s64 ksm_figures_profit(const struct ksm_figures *f)
+{
+	return (s64)(f->merging + f->zero) * PAGE_SIZE -
+	       (s64)f->tracked * sizeof(struct ksm_rmap_item);
+}
+
+/**
+ * ksm_figures_seq_show() - print figures as the columns of a debugfs table
+ * @m: the table.
+ * @f: the figures.
+ *
+ * Prints " ksm_merging ksm_zero ksm_tracked ksm_profit", in bytes.
+ */
+void ksm_figures_seq_show(struct seq_file *m, const struct ksm_figures *f)
+{
+	seq_printf(m, " %llu %llu %llu %lld", (u64)f->merging * PAGE_SIZE,
+		   (u64)f->zero * PAGE_SIZE, (u64)f->tracked * PAGE_SIZE,
+		   ksm_figures_profit(f));
+}
+
+/**
  * __ksm_exit() - an mm registered with KSM lost its last user
  * @mm: the mm; its page tables are about to be torn down.
  *

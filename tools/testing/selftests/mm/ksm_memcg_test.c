@@ -32,6 +32,7 @@
 #define CG_B		CG_TOP "/b"
 #define DEBUGFS		"/sys/kernel/debug"
 #define CGROUPS_TABLE	DEBUGFS "/ksm/cgroups"
+#define DOMAINS_TABLE	DEBUGFS "/ksm/domains"
 #define KSM_STAT_TOOL	"/tools/ksm_stat"	/* tools/mm/ksm_stat in the guest */
 #define MAX_WORKERS	4
 
@@ -368,6 +369,34 @@ static int tool_row(const char *path, long *merging, long *zero,
 	return ret;
 }
 
+/*
+ * The figures of the domain row whose cgroup column is @path in the
+ * debugfs domains table, and its member count; -ENOENT if none.
+ */
+static int domain_row(const char *path, struct figures *f,
+		      unsigned long *members)
+{
+	unsigned long shared, sharing;
+	char line[512], name[64], cg[256];
+	int ret = -ENOENT;
+	FILE *file;
+
+	file = fopen(DOMAINS_TABLE, "r");
+	if (!file)
+		return -errno;
+	while (fgets(line, sizeof(line), file)) {
+		if (sscanf(line, "%63s %lu %lu %lu %ld %ld %ld %ld %255s", name,
+			   members, &shared, &sharing, &f->merging, &f->zero,
+			   &f->tracked, &f->profit, cg) == 9 &&
+		    !strcmp(cg, path)) {
+			ret = 0;
+			break;
+		}
+	}
+	fclose(file);
+	return ret;
+}
+
 static bool debugfs_ready(void)
 {
 	if (!access(CGROUPS_TABLE, R_OK))
@@ -518,6 +547,34 @@ TEST_F_TIMEOUT(ksm_memcg, move_between_cgroups, 600)
 	EXPECT_FIGURES(CG_B, pages(n, 0, n, p1));
 	worker_quit(_metadata, self, w1);
 	worker_quit(_metadata, self, w2);
+}
+
+/*
+ * With merge_domain=cgroup, the debugfs domains table shows each cgroup
+ * domain's path and the same figures as the cgroup's memory.stat.
+ */
+TEST_F_TIMEOUT(ksm_memcg, domains_table, 600)
+{
+	const size_t n = 8;
+	unsigned long members = 0;
+	struct figures row, stat;
+	struct worker *w;
+
+	if (!debugfs_ready() || access(DOMAINS_TABLE, R_OK))
+		SKIP(return, "no " DOMAINS_TABLE);
+	ASSERT_EQ(0, ksm_write("merge_domain", "cgroup"));
+	w = start_worker(_metadata, self, CG_A, n, ksm_unique_seed(), false);
+	KSM_RUN_PASSES(2);
+	KSM_EXPECT("pages_sharing", n - 1);
+	stat = memory_stat(_metadata, CG_A);
+	EXPECT_EQ((long)(n * self->ps), stat.merging);
+	ASSERT_EQ(0, domain_row("/ksm_memcg_test/a", &row, &members));
+	EXPECT_EQ(1UL, members);
+	EXPECT_EQ(stat.merging, row.merging);
+	EXPECT_EQ(stat.zero, row.zero);
+	EXPECT_EQ(stat.tracked, row.tracked);
+	EXPECT_EQ(stat.profit, row.profit);
+	worker_quit(_metadata, self, w);
 }
 
 /* run=2 unmerges everything and drops every record: all figures 0. */
