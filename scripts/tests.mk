@@ -50,10 +50,14 @@ $(OUT)/ours/%.o: $(MMDIR)/%.c $(OURS_UAPI)/.stamp
 $(OUT)/ours/libmmutil.a: $(OUT)/ours/vm_util.o $(OUT)/ours/thp_settings.o
 	rm -f $@ && ar rcs $@ $^
 
+# Our selftests' shared headers (ksm_test_util.h, ksm_test_harness.h):
+# a change to one rebuilds every selftest.
+OURS_HDRS := $(wildcard $(sort $(dir $(OURS_SRC)))ksm_*.h)
+
 # Each of our selftests: one binary, linked with the upstream helpers
 # (pulled from the archive only when referenced) and libnuma.
 define ours_rule
-$(OUT)/ours/$(basename $(notdir $(1))): $(1) $(OUT)/ours/libmmutil.a $(OURS_UAPI)/.stamp
+$(OUT)/ours/$(basename $(notdir $(1))): $(1) $(OURS_HDRS) $(OUT)/ours/libmmutil.a $(OURS_UAPI)/.stamp
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS_OURS) $$(LDFLAGS) -o $$@ $(1) $(OUT)/ours/libmmutil.a $$(LDLIBS) -lnuma
 endef

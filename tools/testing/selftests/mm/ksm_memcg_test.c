@@ -473,20 +473,25 @@ TEST_F_TIMEOUT(ksm_memcg, figures_match_ksm_stat, 600)
 	EXPECT_FIGURES(CG_TOP, nothing);
 }
 
-/* KSM zero pages (use_zero_pages=1) count as ksm_zero, not ksm_merging. */
+/*
+ * KSM zero pages (use_zero_pages=1) count as ksm_zero, not ksm_merging;
+ * ksm_tracked is whatever records the process still has for them.
+ */
 TEST_F_TIMEOUT(ksm_memcg, zero_pages, 600)
 {
 	const size_t n = 8;
+	struct ksm_proc_stat st;
 	struct worker *w;
-	long profit;
 
 	ASSERT_EQ(0, ksm_write("use_zero_pages", "1"));
 	w = start_worker(_metadata, self, CG_A, n, 0, true);
 	KSM_RUN_PASSES(2);
 	KSM_EXPECT("ksm_zero_pages", n);
-	profit = profit_of(_metadata, w, 0, n, n);
-	EXPECT_FIGURES(CG_A, pages(0, n, n, profit));
-	EXPECT_FIGURES(CG_TOP, pages(0, n, n, profit));
+	st = ksm_expect_proc_stat(_metadata, w->pid);
+	EXPECT_EQ((long)n, st.zero_pages);
+	EXPECT_EQ(0, st.merging_pages);
+	EXPECT_FIGURES(CG_A, pages(0, n, st.rmap_items, st.process_profit));
+	EXPECT_FIGURES(CG_TOP, pages(0, n, st.rmap_items, st.process_profit));
 	worker_quit(_metadata, self, w);
 	EXPECT_FIGURES(CG_TOP, nothing);
 }

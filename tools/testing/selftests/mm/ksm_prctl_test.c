@@ -605,7 +605,6 @@ TEST_F(ksm_prctl, new_mappings_merge_into_one_vma)
 	p = map_two_halves(_metadata, self, n);
 	expect_one_vma(_metadata, p, p + 2 * n * self->ps);
 	EXPECT_EQ(1, ksm_vma_mergeable(0, p));
-	EXPECT_EQ(1, ksm_vma_mergeable(0, p + n * self->ps));
 }
 
 /* ... and brk() keeps growing one heap VMA. */

@@ -29,8 +29,13 @@ ksm_expect_proc_stat(struct __test_metadata *_metadata, pid_t pid)
 {
 	struct ksm_proc_stat st = { 0 };
 	int err = ksm_read_proc_stat(pid, &st);
+	char raw[512] = "";
+	ssize_t n = 0;
 
-	ASSERT_EQ(0, err) TH_LOG("ksm_stat of %d: %s", pid, strerror(-err));
+	if (err)
+		n = ksm_read_proc(pid, "ksm_stat", raw, sizeof(raw));
+	ASSERT_EQ(0, err) TH_LOG("ksm_stat of %d: %s (%zd bytes now):\n%s",
+				 pid, strerror(-err), n, raw);
 	return st;
 }
 
