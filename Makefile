@@ -12,6 +12,8 @@
 #   make htmldocs                     render our docs with the kernel's Sphinx
 #   make stress [DURATION=30m] [PHASES=a,b] [SCALE=0] [STOCK=1] [LEAN=1]
 #                                     long ksm_stress_test on the debug kernel
+#   make fuzz [DURATION=30m] [SEED=n] [PROCS=n] [STOCK=1] [LEAN=1]
+#                                     ksm_fuzz_test on the debug kernel
 #   make run MODE=<mode>              boot with ksm.harness=<mode>
 #                                     (any scripts/guest/<mode>.sh)
 #   make bench [REPS=3] [BENCH_QUICK=1] [BENCH_ONLY=a,b]
@@ -50,10 +52,10 @@ export ONLY TEST_TIMEOUT GUEST_TIMEOUT RETRY ACCEL V APPEND OURTESTS
 export REPS BENCH_QUICK BENCH_ONLY KSM_IMAGE STOCK_IMAGE
 export BISECT KEEP
 
-.PHONY: help deps source kernel initramfs tests check lint htmldocs patch patch-test stress boot shell demo run bench clean distclean
+.PHONY: help deps source kernel initramfs tests check lint htmldocs patch patch-test stress fuzz boot shell demo run bench clean distclean
 
 help:
-	@sed -n '4,24s/^# \{0,1\}//p' Makefile
+	@sed -n '4,26s/^# \{0,1\}//p' Makefile
 
 deps:
 	@$(S)/install-deps.sh
@@ -108,6 +110,15 @@ stress: deps
 	APPEND="$(APPEND) ksm.duration=$$secs$(if $(PHASES), ksm.phases=$(PHASES))$(if $(SCALE), ksm.scale=$(SCALE))" \
 	GUEST_TIMEOUT=$${GUEST_TIMEOUT:-$$((secs * 2 + 900 + 3600))} \
 	$(S)/run-qemu.sh $(CHECK_VARIANT) stress
+
+# The guest gets the duration plus 10 minutes to finish, the host 15 more.
+fuzz: deps
+	@secs=$$($(S)/duration-secs.sh "$(or $(DURATION),30m)") && \
+	$(S)/build-kernel.sh $(CHECK_VARIANT) && \
+	$(S)/build-initramfs.sh $(CHECK_VARIANT) && \
+	APPEND="$(APPEND) ksm.duration=$$secs$(if $(SEED), ksm.seed=$(SEED))$(if $(PROCS), ksm.procs=$(PROCS))" \
+	GUEST_TIMEOUT=$${GUEST_TIMEOUT:-$$((secs + 600 + 900))} \
+	$(S)/run-qemu.sh $(CHECK_VARIANT) fuzz
 
 boot: deps
 	@$(S)/build-kernel.sh $(VARIANT) && \

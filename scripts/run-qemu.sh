@@ -188,7 +188,7 @@ elif [[ $rc != 0 ]]; then
 fi
 info "guest ran ${ELAPSED}s ($ACCEL_USED)"
 
-if [[ $MODE == check || $MODE == stress ]]; then
+if [[ $MODE == check || $MODE == stress || $MODE == fuzz ]]; then
 	exec python3 "$REPO/scripts/report.py" check --log "$LOG" --results "$RESULTS" \
 		--known "$REPO/tests/known-failures.txt" --guest-status "$STATUS" --only "${ONLY:-}"
 fi

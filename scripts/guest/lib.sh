@@ -77,3 +77,86 @@ reset_ksm() {
 	wait $!
 	return 0
 }
+
+# tap_marks TAPFILE SUITE: one marker per TAP result "ok N name" /
+# "not ok N name" / "... # SKIP", keyed by N (the last result for a number
+# wins, as in check.sh); "N results plan failed" goes to /tmp/SUITE.count.
+tap_marks() {
+	awk -v suite="$2" '
+	/^1\.\.[0-9]+/ { plan = substr($1, 4) + 0; next }
+	/^(not )?ok [0-9]+/ {
+		num = (($1 == "not") ? $3 : $2) + 0
+		r = ($1 == "not") ? "FAIL" : "PASS"
+		line = $0
+		sub(/^(not )?ok [0-9]+[ \t]*/, "", line)
+		if (match(line, /#[ \t]*(SKIP|skip)/)) {
+			r = "SKIP"
+			line = substr(line, 1, RSTART - 1)
+		}
+		sub(/^[ \t-]+/, "", line); sub(/[ \t\r]+$/, "", line)
+		gsub(/[ \t]+/, "_", line)
+		if (line == "") line = "test" num
+		if (!(num in res)) n++
+		res[num] = r; name[num] = line
+		if (num > max) max = num
+	}
+	END {
+		for (i = 1; i <= max; i++) {
+			if (!(i in res)) continue
+			print "KSMTEST " suite " " name[i] " " res[i]
+			if (res[i] == "FAIL") failed++
+		}
+		print "N " n + 0 " " plan + 0 " " failed + 0 > ("/tmp/" suite ".count")
+	}' "$1"
+}
+
+# Kernel log lines that mean a kernel bug (grep -E).
+splat_re='Kernel panic|Oops|BUG:|WARNING:|kernel BUG at|cut here \]|general protection fault|KASAN:|KFENCE:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|bad unlock balance|DEBUG_LOCKS_WARN_ON|Call Trace|blocked for more than|rcu: INFO:|soft lockup|hard LOCKUP|list_(add|del) corruption|page dumped because'
+
+# run_long SUITE RUN SECS BINARY ARGS...: run a long test binary from
+# /tests/ours under "timeout SECS", its output on the console and in
+# /tmp/SUITE.out; then one marker per TAP result, a FAIL marker if the run
+# timed out, ended early or exited non-zero without a failed result, a
+# kernel_log PASS or FAIL (any splat in dmesg: clear it before), and
+# "KSMTEST-RC SUITE RUN rc=... time=...".
+run_long() {
+	_rl_suite=$1 _rl_run=$2 _rl_secs=$3
+	shift 3
+	echo "harness: run: $* (timeout ${_rl_secs}s)"
+	_rl_start=$(date +%s)
+	rm -f /tmp/rc
+	(
+		cd /tests/ours || exit 1
+		timeout -s TERM -k 30 "$_rl_secs" "$@"
+		echo $? >/tmp/rc
+	) 2>&1 | tee "/tmp/$_rl_suite.out"
+	_rl_rc=$(cat /tmp/rc 2>/dev/null || echo 255)
+	_rl_dur=$(($(date +%s) - _rl_start))
+	_rl_to=
+	if [ "$_rl_dur" -ge "$_rl_secs" ] && [ "$_rl_rc" -ge 124 ]; then
+		_rl_to=" timeout"
+		echo "harness: TIMEOUT after ${_rl_secs}s"
+	fi
+	tap_marks "/tmp/$_rl_suite.out" "$_rl_suite" >"/tmp/$_rl_suite.marks"
+	while read -r _rl_l; do mark "$_rl_l"; done <"/tmp/$_rl_suite.marks"
+	read -r _ _rl_n _rl_plan _rl_failed <"/tmp/$_rl_suite.count"
+	if [ -n "$_rl_to" ]; then
+		mark "KSMTEST $_rl_suite $_rl_suite:timeout FAIL"
+	elif [ "$_rl_n" -lt "$_rl_plan" ]; then
+		mark "KSMTEST $_rl_suite $_rl_suite:incomplete($_rl_n/$_rl_plan) FAIL"
+	elif [ "$_rl_rc" = 4 ] && [ "$_rl_n" = 0 ]; then
+		mark "KSMTEST $_rl_suite $_rl_suite SKIP"
+	elif [ "$_rl_rc" != 0 ] && [ "$_rl_failed" = 0 ]; then
+		mark "KSMTEST $_rl_suite $_rl_suite:exit-code FAIL"
+	elif [ "$_rl_n" = 0 ]; then
+		mark "KSMTEST $_rl_suite $_rl_suite:no-results FAIL"
+	fi
+	if dmesg 2>/dev/null | grep -qE "$splat_re"; then
+		echo "harness: kernel splat during the $_rl_run run:"
+		dmesg | grep -E -m 20 "$splat_re"
+		mark "KSMTEST $_rl_suite kernel_log FAIL"
+	else
+		mark "KSMTEST $_rl_suite kernel_log PASS"
+	fi
+	mark "KSMTEST-RC $_rl_suite $_rl_run rc=$_rl_rc time=${_rl_dur}s$_rl_to"
+}

@@ -33,41 +33,9 @@ case $DUR in
 	;;
 esac
 
-# mark, ksm_set, reset_ksm (the same reset as check.sh); fd 3 is the
-# results channel.
+# mark, ksm_set, reset_ksm (the same reset as check.sh), tap_marks,
+# splat_re; fd 3 is the results channel.
 . "${0%/*}/lib.sh"
-
-# tap_marks TAPFILE SUITE: one marker per TAP result "ok N name" /
-# "not ok N name" / "... # SKIP", keyed by N (the last result for a number
-# wins, as in check.sh); "N results plan failed" goes to /tmp/SUITE.count.
-tap_marks() {
-	awk -v suite="$2" '
-	/^1\.\.[0-9]+/ { plan = substr($1, 4) + 0; next }
-	/^(not )?ok [0-9]+/ {
-		num = (($1 == "not") ? $3 : $2) + 0
-		r = ($1 == "not") ? "FAIL" : "PASS"
-		line = $0
-		sub(/^(not )?ok [0-9]+[ \t]*/, "", line)
-		if (match(line, /#[ \t]*(SKIP|skip)/)) {
-			r = "SKIP"
-			line = substr(line, 1, RSTART - 1)
-		}
-		sub(/^[ \t-]+/, "", line); sub(/[ \t\r]+$/, "", line)
-		gsub(/[ \t]+/, "_", line)
-		if (line == "") line = "test" num
-		if (!(num in res)) n++
-		res[num] = r; name[num] = line
-		if (num > max) max = num
-	}
-	END {
-		for (i = 1; i <= max; i++) {
-			if (!(i in res)) continue
-			print "KSMTEST " suite " " name[i] " " res[i]
-			if (res[i] == "FAIL") failed++
-		}
-		print "N " n + 0 " " plan + 0 " " failed + 0 > ("/tmp/" suite ".count")
-	}' "$1"
-}
 
 # The scale suite's big profile, on a freshly reset KSM (the stress run
 # leaves state its exact counts would trip over, so it goes first).
@@ -96,7 +64,6 @@ run_scale() {
 	mark "KSMTEST-RC ksm_scale_test big rc=$rc time=$(($(date +%s) - start))s"
 }
 
-splat_re='Kernel panic|Oops|BUG:|WARNING:|kernel BUG at|cut here \]|general protection fault|KASAN:|KFENCE:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|bad unlock balance|DEBUG_LOCKS_WARN_ON|Call Trace|blocked for more than|rcu: INFO:|soft lockup|hard LOCKUP|list_(add|del) corruption|page dumped because'
 
 mark "KSMTEST-BEGIN kernel=$(uname -r) duration=${DUR}s phases=${PHASES:-all}"
 if [ ! -d $KSM ]; then
@@ -131,45 +98,7 @@ dmesg -c >/dev/null 2>&1
 T=$((DUR + DUR / 4 + 600))
 set -- -d "$DUR"
 [ -n "$PHASES" ] && set -- "$@" -p "$PHASES"
-echo "harness: run: $BIN $* (timeout ${T}s)"
-start=$(date +%s)
-rm -f /tmp/rc
-(
-	cd /tests/ours || exit 1
-	timeout -s TERM -k 30 "$T" "$BIN" "$@"
-	echo $? >/tmp/rc
-) 2>&1 | tee /tmp/stress.out
-RC=$(cat /tmp/rc 2>/dev/null || echo 255)
-DURATION=$(($(date +%s) - start))
-TIMEDOUT=
-if [ "$DURATION" -ge "$T" ] && [ "$RC" -ge 124 ]; then
-	TIMEDOUT=" timeout"
-	echo "harness: TIMEOUT after ${T}s"
-fi
-
-tap_marks /tmp/stress.out $SUITE >/tmp/stress.marks
-while read -r l; do mark "$l"; done </tmp/stress.marks
-read -r _ n plan failed </tmp/$SUITE.count
-if [ -n "$TIMEDOUT" ]; then
-	mark "KSMTEST $SUITE $SUITE:timeout FAIL"
-elif [ "$n" -lt "$plan" ]; then
-	mark "KSMTEST $SUITE $SUITE:incomplete($n/$plan) FAIL"
-elif [ "$RC" = 4 ] && [ "$n" = 0 ]; then
-	mark "KSMTEST $SUITE $SUITE SKIP"
-elif [ "$RC" != 0 ] && [ "$failed" = 0 ]; then
-	mark "KSMTEST $SUITE $SUITE:exit-code FAIL"
-elif [ "$n" = 0 ]; then
-	mark "KSMTEST $SUITE $SUITE:no-results FAIL"
-fi
-
-if dmesg 2>/dev/null | grep -qE "$splat_re"; then
-	echo "harness: kernel splat during the stress run:"
-	dmesg | grep -E -m 20 "$splat_re"
-	mark "KSMTEST $SUITE kernel_log FAIL"
-else
-	mark "KSMTEST $SUITE kernel_log PASS"
-fi
-mark "KSMTEST-RC $SUITE stress rc=$RC time=${DURATION}s$TIMEDOUT"
+run_long "$SUITE" stress "$T" "$BIN" "$@"
 
 # A wedged ksmd makes writes to $KSM/run block for good: don't wait long.
 reset_ksm 60 || echo "harness: WARNING: resetting KSM did not finish in 60s (ksmd stuck?)"

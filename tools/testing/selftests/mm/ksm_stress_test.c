@@ -72,6 +72,8 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 
+#include "ksm_test_util.h"
+
 #if defined(__has_include)
 #if __has_include(<linux/userfaultfd.h>)
 #include <linux/userfaultfd.h>
@@ -143,7 +145,6 @@
 #define KSM_DIR		"/sys/kernel/mm/ksm"
 #define THP_DIR		"/sys/kernel/mm/transparent_hugepage"
 #define CG_ROOT		"/sys/fs/cgroup"
-#define ZRAM_CTL	"/sys/class/zram-control"
 
 #define PM_PRESENT	(1ULL << 63)
 #define PM_SWAP		(1ULL << 62)
@@ -362,7 +363,7 @@ static int ksm_set(const char *knob, const char *val)
 	return write_file(path, val);
 }
 
-static long ksm_get(const char *name)
+static long ksm_long(const char *name)
 {
 	char path[128];
 
@@ -394,13 +395,13 @@ static void sample_counters(void)
 {
 	long v;
 
-	v = ksm_get("pages_sharing");
+	v = ksm_long("pages_sharing");
 	if (v > __atomic_load_n(&sh->max_sharing, __ATOMIC_RELAXED))
 		__atomic_store_n(&sh->max_sharing, v, __ATOMIC_RELAXED);
-	v = ksm_get("pages_shared");
+	v = ksm_long("pages_shared");
 	if (v > __atomic_load_n(&sh->max_shared, __ATOMIC_RELAXED))
 		__atomic_store_n(&sh->max_shared, v, __ATOMIC_RELAXED);
-	v = ksm_get("ksm_zero_pages");
+	v = ksm_long("ksm_zero_pages");
 	if (v > __atomic_load_n(&sh->max_zero, __ATOMIC_RELAXED))
 		__atomic_store_n(&sh->max_zero, v, __ATOMIC_RELAXED);
 }
@@ -411,7 +412,7 @@ static void sample_counters(void)
  */
 static void check_counters_after(const char *phase)
 {
-	long z = ksm_get("ksm_zero_pages");
+	long z = ksm_long("ksm_zero_pages");
 
 	if (z < sh->min_zero) {
 		sh->min_zero = z;
@@ -429,8 +430,8 @@ static void check_counters_after(const char *phase)
  */
 static void check_unmerged(const char *when)
 {
-	long sh_ = ksm_get("pages_shared"), sg = ksm_get("pages_sharing");
-	long z = ksm_get("ksm_zero_pages");
+	long sh_ = ksm_long("pages_shared"), sg = ksm_long("pages_sharing");
+	long z = ksm_long("ksm_zero_pages");
 
 	if (!sh_ && !sg && !z)
 		return;
@@ -444,60 +445,20 @@ static void check_unmerged(const char *when)
 
 static bool ksm_running(void)
 {
-	return ksm_get("run") == 1;
+	return ksm_long("run") == 1;
 }
-
-/* Kernel log records that mean a kernel bug, wherever they come from. */
-static const char *const splat_words[] = {
-	"BUG:", "WARNING:", "KASAN:", "KFENCE:", "UBSAN:", "Oops", "kernel BUG at",
-	"general protection fault", "possible circular locking",
-	"possible recursive locking", "inconsistent lock state",
-	"suspicious RCU usage", "bad unlock balance", "DEBUG_LOCKS_WARN_ON",
-	"soft lockup", "hard LOCKUP", "blocked for more than", "rcu_sched self-detected stall",
-	"rcu: INFO:", "list_add corruption", "list_del corruption",
-	"page dumped because", "Bad page state", "Bad page map",
-};
 
 static int kmsg_fd = -1;
 
 static void kmsg_open(void)
 {
-	kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (kmsg_fd >= 0)
-		lseek(kmsg_fd, 0, SEEK_END);
+	kmsg_fd = ksm_kmsg_open();
 }
 
 /* Read new kernel log records; print and count the alarming ones. */
 static int kmsg_check(void)
 {
-	char rec[2048];
-	int hits = 0;
-	size_t k;
-
-	if (kmsg_fd < 0)
-		return 0;
-	for (;;) {
-		ssize_t n = read(kmsg_fd, rec, sizeof(rec) - 1);
-		char *msg;
-
-		if (n < 0 && errno == EPIPE)	/* overwritten records */
-			continue;
-		if (n <= 0)
-			break;
-		rec[n] = '\0';
-		msg = strchr(rec, ';');
-		msg = msg ? msg + 1 : rec;
-		msg[strcspn(msg, "\n")] = '\0';
-		for (k = 0; k < sizeof(splat_words) / sizeof(splat_words[0]); k++) {
-			if (strstr(msg, splat_words[k])) {
-				if (hits < 8)
-					printf("# [%s] kernel: %s\n", g_phase, msg);
-				hits++;
-				break;
-			}
-		}
-	}
-	return hits;
+	return ksm_kmsg_splats(kmsg_fd, g_phase);
 }
 
 /*
@@ -506,7 +467,7 @@ static int kmsg_check(void)
  */
 static int wait_scans(int n, const char *why)
 {
-	long base = ksm_get("full_scans"), cur = base;
+	long base = ksm_long("full_scans"), cur = base;
 	double start = now();
 
 	if (base < 0) {
@@ -514,11 +475,11 @@ static int wait_scans(int n, const char *why)
 		return -1;
 	}
 	if (!ksm_running()) {
-		fail("%s: ksmd is not running (run=%ld)", why, ksm_get("run"));
+		fail("%s: ksmd is not running (run=%ld)", why, ksm_long("run"));
 		return -1;
 	}
 	for (;;) {
-		cur = ksm_get("full_scans");
+		cur = ksm_long("full_scans");
 		sample_counters();
 		if (cur < base)		/* reset by run=2 */
 			base = cur;
@@ -991,88 +952,36 @@ static int zram_slot(void)
 }
 
 /*
- * Get a zram device of @bytes: a new one from zram-control/hot_add, or
- * zram0 if it is unused.  Returns the device number or -errno, and the
- * device node in @dev.
+ * Get a zram device of @bytes (ksm_zram_add()), recorded for cleanup.
+ * Returns the device number or -errno, and the device node in @dev.
  */
 static int zram_get(size_t bytes, char *dev, size_t devlen, char *why, size_t whylen)
 {
-	char path[128], buf[64];
-	int id = -1, hot = 0, slot = zram_slot(), i;
+	int slot = zram_slot(), id;
+	bool hot;
 
 	if (slot < 0) {
 		snprintf(why, whylen, "too many zram devices");
 		return -ENOSPC;
 	}
-	if (read_file(ZRAM_CTL "/hot_add", buf, sizeof(buf)) > 0) {
-		id = atoi(buf);
-		hot = 1;
-	} else if (read_long("/sys/block/zram0/disksize") == 0) {
-		id = 0;
-	}
-	if (id < 0) {
-		snprintf(why, whylen, "no zram device (CONFIG_ZRAM off, or zram0 in use and no %s)",
-			 ZRAM_CTL);
-		return -ENODEV;
-	}
-	sh->zram_hot[slot] = hot;
-	sh->zram_id[slot] = id;
-	snprintf(path, sizeof(path), "/sys/block/zram%d/disksize", id);
-	snprintf(buf, sizeof(buf), "%zu", bytes);
-	i = write_file(path, buf);
-	if (i) {
-		snprintf(why, whylen, "zram%d: cannot set disksize: %s", id, strerror(-i));
-		return i;
-	}
-	snprintf(dev, devlen, "/dev/zram%d", id);
-	for (i = 0; i < 200 && access(dev, F_OK); i++)
-		msleep(10);
-	if (access(dev, F_OK)) {
-		snprintf(why, whylen, "%s did not appear", dev);
-		return -ENODEV;
+	id = ksm_zram_add(bytes, &hot, dev, devlen, why, whylen);
+	if (id >= 0) {
+		sh->zram_hot[slot] = hot;
+		sh->zram_id[slot] = id;
 	}
 	return id;
 }
 
 static void zram_put(int id)
 {
-	char path[128], buf[16];
 	int i;
 
 	for (i = 0; i < MAX_ZRAM; i++) {
 		if (sh->zram_id[i] != id)
 			continue;
-		snprintf(path, sizeof(path), "/sys/block/zram%d/reset", id);
-		write_file(path, "1");
-		if (sh->zram_hot[i]) {
-			snprintf(buf, sizeof(buf), "%d", id);
-			write_file(ZRAM_CTL "/hot_remove", buf);
-		}
+		ksm_zram_remove(id, sh->zram_hot[i]);
 		sh->zram_id[i] = -1;
 	}
-}
-
-/* mkswap: a version-1 swap header in the first page. */
-static int write_swap_header(const char *dev, size_t bytes)
-{
-	unsigned char *page = calloc(1, PS);
-	uint32_t *w;
-	int fd, ret = 0;
-
-	if (!page)
-		return -ENOMEM;
-	w = (uint32_t *)(page + 1024);
-	w[0] = 1;				/* version */
-	w[1] = (uint32_t)(bytes / PS - 1);	/* last_page */
-	w[2] = 0;				/* nr_badpages */
-	memcpy(page + PS - 10, "SWAPSPACE2", 10);
-	fd = open(dev, O_WRONLY);
-	if (fd < 0 || pwrite(fd, page, PS, 0) != (ssize_t)PS || fsync(fd))
-		ret = -errno;
-	if (fd >= 0)
-		close(fd);
-	free(page);
-	return ret;
 }
 
 static int cg_slot(void)
@@ -2222,7 +2131,7 @@ static int phase_swap(void)
 			zram_put(id);
 		return skip("swap: %s", why);
 	}
-	err = write_swap_header(dev, swapsz);
+	err = ksm_write_swap_header(dev, swapsz);
 	if (!err && swapon(dev, 0))
 		err = -errno;
 	if (err) {
@@ -2517,7 +2426,7 @@ static int set_knob_busy(const char *knob, const char *val)
 			break;
 		/* EBUSY: KSM pages still exist; unmerge again */
 		note("%s=%s: EBUSY (pages_shared=%ld), unmerging again", knob, val,
-		     ksm_get("pages_shared"));
+		     ksm_long("pages_shared"));
 		ksm_set("run", "0");
 		ksm_set("run", "2");
 	}
@@ -2632,7 +2541,7 @@ static int phase_knobs(void)
 	set_knob_busy("max_page_sharing", "2");
 	set_knob_busy("stable_node_chains_prune_millisecs", "100");
 	if (have_man) {
-		long v = ksm_get("merge_across_nodes");
+		long v = ksm_long("merge_across_nodes");
 
 		man_saved = v == 0 ? "0" : "1";
 		set_knob_busy("merge_across_nodes", v == 0 ? "1" : "0");
@@ -2643,8 +2552,8 @@ static int phase_knobs(void)
 		fail("run=1");
 	settle("knobs: merge with max_page_sharing=2, use_zero_pages=1");
 	note("stable_node_chains=%ld stable_node_dups=%ld ksm_zero_pages=%ld pages_sharing=%ld",
-	     ksm_get("stable_node_chains"), ksm_get("stable_node_dups"),
-	     ksm_get("ksm_zero_pages"), ksm_get("pages_sharing"));
+	     ksm_long("stable_node_chains"), ksm_long("stable_node_dups"),
+	     ksm_long("ksm_zero_pages"), ksm_long("pages_sharing"));
 	region_verify(z);
 	region_verify(ch);
 	/* write into pages mapping the zero page and into chained pages */
@@ -2933,10 +2842,10 @@ static int phase_sparse(void)
 		return R_FAIL;
 	}
 	close(rfd[0]);
-	fs0 = ksm_get("full_scans");
+	fs0 = ksm_long("full_scans");
 	t0 = now();
 	for (;;) {
-		fs1 = ksm_get("full_scans");
+		fs1 = ksm_long("full_scans");
 		sample_counters();
 		if (fs1 >= fs0 + 3 || now() - t0 > bound)
 			break;
@@ -3033,13 +2942,13 @@ static void run_phase(struct phase *p)
 	sh->cur_test = (int)(p - phases) + 1;
 	reseed((uint64_t)g_round * 1000 + (uint64_t)(p - phases));
 	printf("# [%s] round %d start: pages_shared=%ld pages_sharing=%ld full_scans=%ld\n",
-	       p->name, g_round, ksm_get("pages_shared"), ksm_get("pages_sharing"),
-	       ksm_get("full_scans"));
+	       p->name, g_round, ksm_long("pages_shared"), ksm_long("pages_sharing"),
+	       ksm_long("full_scans"));
 	fflush(stdout);
 	set_phase_threads(p);
 	rc = p->fn();
 	if (!ksm_running()) {
-		fail("ksmd left stopped (run=%ld), restarting it", ksm_get("run"));
+		fail("ksmd left stopped (run=%ld), restarting it", ksm_long("run"));
 		ksm_set("run", "1");
 	}
 	region_verify(anchor);
@@ -3062,7 +2971,7 @@ static void run_phase(struct phase *p)
 	printf("# [%s] round %d: %s%s%s in %.1fs (pages_sharing=%ld, max so far %ld, ksm_zero_pages=%ld)\n",
 	       p->name, g_round, rc == R_FAIL ? "FAIL" : rc == R_SKIP ? "SKIP" : "ok",
 	       rc == R_SKIP ? ": " : "", rc == R_SKIP ? g_skip : "", now() - t0,
-	       ksm_get("pages_sharing"), sh->max_sharing, ksm_get("ksm_zero_pages"));
+	       ksm_long("pages_sharing"), sh->max_sharing, ksm_long("ksm_zero_pages"));
 	fflush(stdout);
 	g_phase = "main";
 }

@@ -875,4 +875,146 @@ static inline int ksm_vmstat(const char *name, unsigned long *v)
 	return ret;
 }
 
+/* ------------------------------------------------------------------ */
+/* The kernel log, zram and swap (stress and fuzz tests)              */
+/* ------------------------------------------------------------------ */
+
+/* Kernel log records that mean a kernel bug, wherever they come from. */
+static const char *const ksm_splat_words[] = {
+	"BUG:", "WARNING:", "KASAN:", "KFENCE:", "UBSAN:", "Oops", "kernel BUG at",
+	"general protection fault", "possible circular locking",
+	"possible recursive locking", "inconsistent lock state",
+	"suspicious RCU usage", "bad unlock balance", "DEBUG_LOCKS_WARN_ON",
+	"soft lockup", "hard LOCKUP", "blocked for more than", "rcu_sched self-detected stall",
+	"rcu: INFO:", "list_add corruption", "list_del corruption",
+	"page dumped because", "Bad page state", "Bad page map",
+};
+
+/* /dev/kmsg, positioned after the last record; -1 if unavailable. */
+static inline int ksm_kmsg_open(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+/*
+ * Read the kernel log records that arrived on @fd since the last call;
+ * count those that report a kernel bug, printing the first few as
+ * "# [@tag] kernel: ..." lines.
+ */
+static inline int ksm_kmsg_splats(int fd, const char *tag)
+{
+	char rec[2048];
+	int hits = 0;
+	size_t k;
+
+	if (fd < 0)
+		return 0;
+	for (;;) {
+		ssize_t n = read(fd, rec, sizeof(rec) - 1);
+		char *msg;
+
+		if (n < 0 && errno == EPIPE)	/* overwritten records */
+			continue;
+		if (n <= 0)
+			break;
+		rec[n] = '\0';
+		msg = strchr(rec, ';');
+		msg = msg ? msg + 1 : rec;
+		msg[strcspn(msg, "\n")] = '\0';
+		for (k = 0; k < sizeof(ksm_splat_words) / sizeof(ksm_splat_words[0]); k++) {
+			if (strstr(msg, ksm_splat_words[k])) {
+				if (hits < 8)
+					printf("# [%s] kernel: %s\n", tag, msg);
+				hits++;
+				break;
+			}
+		}
+	}
+	return hits;
+}
+
+#define KSM_ZRAM_CTL	"/sys/class/zram-control"
+
+/*
+ * A zram device of @bytes: a new one from zram-control/hot_add (*@hot set),
+ * or zram0 if it is unused.  Returns the device number, its node in @dev,
+ * or -errno with a reason in @why.
+ */
+static inline int ksm_zram_add(size_t bytes, bool *hot, char *dev,
+			       size_t devlen, char *why, size_t whylen)
+{
+	char path[128], buf[64];
+	int id = -1, err, i;
+
+	*hot = false;
+	if (ksm_read_file(KSM_ZRAM_CTL "/hot_add", buf, sizeof(buf)) > 0) {
+		id = atoi(buf);
+		*hot = true;
+	} else if (ksm_read_file("/sys/block/zram0/disksize", buf, sizeof(buf)) > 0 &&
+		   atol(buf) == 0) {
+		id = 0;
+	}
+	if (id < 0) {
+		snprintf(why, whylen, "no zram device (CONFIG_ZRAM off, or zram0 in use and no %s)",
+			 KSM_ZRAM_CTL);
+		return -ENODEV;
+	}
+	snprintf(path, sizeof(path), "/sys/block/zram%d/disksize", id);
+	snprintf(buf, sizeof(buf), "%zu", bytes);
+	err = ksm_write_str(path, buf);
+	if (err) {
+		snprintf(why, whylen, "zram%d: cannot set disksize: %s", id, strerror(-err));
+		return err;
+	}
+	snprintf(dev, devlen, "/dev/zram%d", id);
+	for (i = 0; i < 200 && access(dev, F_OK); i++)
+		usleep(10 * 1000);
+	if (access(dev, F_OK)) {
+		snprintf(why, whylen, "%s did not appear", dev);
+		return -ENODEV;
+	}
+	return id;
+}
+
+/* Undo ksm_zram_add(). */
+static inline void ksm_zram_remove(int id, bool hot)
+{
+	char path[128], buf[16];
+
+	snprintf(path, sizeof(path), "/sys/block/zram%d/reset", id);
+	ksm_write_str(path, "1");
+	if (hot) {
+		snprintf(buf, sizeof(buf), "%d", id);
+		ksm_write_str(KSM_ZRAM_CTL "/hot_remove", buf);
+	}
+}
+
+/* mkswap: a version-1 swap header of @bytes in the first page of @dev. */
+static inline int ksm_write_swap_header(const char *dev, size_t bytes)
+{
+	size_t ps = ksm_page_size();
+	unsigned char *page = calloc(1, ps);
+	uint32_t *w;
+	int fd, ret = 0;
+
+	if (!page)
+		return -ENOMEM;
+	w = (uint32_t *)(page + 1024);
+	w[0] = 1;				/* version */
+	w[1] = (uint32_t)(bytes / ps - 1);	/* last_page */
+	w[2] = 0;				/* nr_badpages */
+	memcpy(page + ps - 10, "SWAPSPACE2", 10);
+	fd = open(dev, O_WRONLY);
+	if (fd < 0 || pwrite(fd, page, ps, 0) != (ssize_t)ps || fsync(fd))
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(page);
+	return ret;
+}
+
 #endif /* KSM_TEST_UTIL_H */
