@@ -122,11 +122,10 @@ static unsigned int ksm_memcg_rows(struct ksm_figures *rows,
 
 	sort(rows, nr, sizeof(*rows), ksm_figures_cmp, NULL);
 	for (i = 0, out = 0; i < nr; i++) {
-		if (out && rows[out - 1].id == rows[i].id) {
+		if (out && rows[out - 1].id == rows[i].id)
 			ksm_figures_add(&rows[out - 1], &rows[i]);
-		} else {
+		else
 			rows[out++] = rows[i];
-		}
 	}
 	return out;
 }
