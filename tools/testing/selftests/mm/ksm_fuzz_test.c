@@ -58,6 +58,8 @@
 #include <sys/swap.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <dirent.h>
+#include <limits.h>
 #include <linux/userfaultfd.h>
 
 #include "ksm_test_util.h"
@@ -242,6 +244,49 @@ static bool page_ok(const char *page, unsigned char want)
 	return !memcmp(page, content(want), ps);
 }
 
+/* The content id of @page, ZERO, or -1 if it holds none of them. */
+static int content_of(const char *page)
+{
+	int id;
+
+	if (ksm_page_is_zero(page))
+		return ZERO;
+	for (id = 1; id <= NR_CONTENTS; id++)
+		if (!memcmp(page, content(id), ps))
+			return id;
+	return -1;
+}
+
+/*
+ * Print what a wrong page holds: which 8-byte words are zero, which match
+ * which content, its frame and flags; then again a moment later, since a
+ * page that changes by itself is one the kernel gave to someone else.
+ */
+static void describe_page(const char *p, unsigned char want)
+{
+	size_t words = ps / 8, w, zero = 0, first_nonzero = words, same = 0;
+	const uint64_t *v = (const uint64_t *)p;
+	const uint64_t *c = (const uint64_t *)content(want & ~MAYBE_ZERO);
+	uint64_t ent = 0;
+	int pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		zero = same = 0;
+		first_nonzero = words;
+		for (w = 0; w < words; w++) {
+			zero += !v[w];
+			same += v[w] == c[w];
+			if (v[w] && first_nonzero == words)
+				first_nonzero = w;
+		}
+		ksm_pagemap_of(0, p, &ent);
+		printf("# page %p%s: %zu of %zu words zero (first non-zero word %zu), %zu words as wanted, now content %d, pagemap %016llx\n",
+		       p, pass ? " 100 ms later" : "", zero, words, first_nonzero,
+		       same, content_of(p), (unsigned long long)ent);
+		usleep(100 * 1000);
+	}
+}
+
 static void check_pages(struct region *r, size_t first, size_t n,
 			const char *after)
 {
@@ -250,12 +295,16 @@ static void check_pages(struct region *r, size_t first, size_t n,
 	for (i = first; i < first + n && i < r->npages; i++) {
 		const char *p = r->addr + i * ps;
 
-		if (page_ok(p, r->want[i]))
+		if (page_ok(p, r->want[i])) {
+			/* Dropped by MADV_FREE: zero from now on. */
+			if ((r->want[i] & MAYBE_ZERO) && ksm_page_is_zero(p))
+				r->want[i] = ZERO;
 			continue;
-		die("after %s: page %zu of %p (%zu pages) wrong: want content %d%s, first word %016llx",
+		}
+		describe_page(p, r->want[i]);
+		die("after %s: page %zu of %p (%zu pages) wrong: want content %d%s, found content %d",
 		    after, i, r->addr, r->npages, r->want[i] & ~MAYBE_ZERO,
-		    r->want[i] & MAYBE_ZERO ? " or zero" : "",
-		    (unsigned long long)*(const uint64_t *)p);
+		    r->want[i] & MAYBE_ZERO ? " or zero" : "", content_of(p));
 	}
 }
 
@@ -482,7 +531,8 @@ static void op_fork(void)
 		__atomic_add_fetch(&sh->forks, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	/* The child: its own slot, seed and children. */
+	/* The child: its own slot, seed and children; gone with its parent. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	take_slot(s);
 	seed_rng(child_seed);
 	forked_child = true;
@@ -544,7 +594,8 @@ static void leave(void)
 
 static void op_exit(void)
 {
-	if (!forked_child)
+	/* Children run until the end: waiting for them would stall us. */
+	if (!forked_child || nchildren)
 		return;
 	logop("exit");
 	leave();
@@ -556,11 +607,12 @@ static void op_exec(void)
 	char *argv[] = { "ksm_fuzz_test", "--worker", slot_arg, seed_arg,
 			 (char *)shared_path, verbose ? "-v" : NULL, NULL };
 
+	/* Drawn first, so that the sequence does not depend on the gate. */
+	snprintf(seed_arg, sizeof(seed_arg), "%llu", (unsigned long long)rnd());
 	/* Children would be orphaned from our bookkeeping: only without. */
 	if (nchildren)
 		return;
 	snprintf(slot_arg, sizeof(slot_arg), "%d", slot);
-	snprintf(seed_arg, sizeof(seed_arg), "%llu", (unsigned long long)rnd());
 	logop("exec");
 	check_all("before exec");
 	__atomic_add_fetch(&sh->execs, 1, __ATOMIC_RELAXED);
@@ -774,10 +826,13 @@ static int worker_main(int argc, char **argv)
 	if (argc < 5)
 		return 2;
 	verbose = argc > 5 && !strcmp(argv[5], "-v");
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	ps = ksm_page_size();
 	map_shared(argv[4]);
 	make_contents();
-	take_slot(atoi(argv[2]));
+	/* The same slot: its log goes on across the exec. */
+	slot = atoi(argv[2]);
 	seed_rng(strtoull(argv[3], NULL, 10));
 	logop("exec'd, merge-any %d", prctl(PR_GET_MEMORY_MERGE, 0, 0, 0, 0));
 	worker_loop();
@@ -947,34 +1002,61 @@ static void session_teardown(struct session_env *env)
 		close(env->kmsg);
 }
 
+/*
+ * A counter of /sys/kernel/mm/ksm: -1 if unreadable. Counters print as
+ * unsigned: one that went below zero reads as a huge number, which comes
+ * back as -2 (and ksm_zero_pages, printed signed, as itself).
+ */
 static long knob_value(const char *name)
 {
+	unsigned long long v;
 	char buf[64];
 
 	if (ksm_read_raw(name, buf, sizeof(buf)) <= 0)
 		return -1;
-	return atol(buf);
+	if (buf[0] == '-')
+		return atol(buf);
+	v = strtoull(buf, NULL, 10);
+	return v > LONG_MAX ? -2 : (long)v;
 }
 
-/* Sum a per-process ksm_stat figure over the pids in the cgroup. */
+/*
+ * Sum ksm_zero_pages and ksm_merging_pages over every process. Fails on a
+ * ksm_stat that does not parse (an empty one is a process without an mm).
+ */
 static int sum_proc_stats(long *zero, long *merging)
 {
 	struct ksm_proc_stat st;
-	char line[32];
-	FILE *f;
+	struct dirent *de;
+	DIR *d;
+	int err = 0;
 
 	*zero = *merging = 0;
-	f = fopen(CG_PATH "/cgroup.procs", "r");
-	if (!f)
+	d = opendir("/proc");
+	if (!d)
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (ksm_read_proc_stat(atoi(line), &st))
-			continue;	/* exited (a zombie has no mm) */
+	while ((de = readdir(d))) {
+		int pid = atoi(de->d_name), r;
+
+		if (pid <= 0)
+			continue;
+		r = ksm_read_proc_stat(pid, &st);
+		if (r == -EBADMSG) {
+			printf("# ksm_stat of %d does not parse\n", pid);
+			err = -1;
+		}
+		if (r)
+			continue;	/* gone, or without an mm */
 		*zero += st.zero_pages;
 		*merging += st.merging_pages;
+		if (st.zero_pages < 0 || st.merging_pages < 0 ||
+		    st.rmap_items < 0) {
+			printf("# ksm_stat of %d: negative figure\n", pid);
+			err = -1;
+		}
 	}
-	fclose(f);
-	return 0;
+	closedir(d);
+	return err;
 }
 
 /* Freeze the workers' cgroup; true once the cgroup reports it frozen. */
@@ -1042,7 +1124,9 @@ static bool check_counters(struct session_env *env, long *checks)
 		printf("# pages_sharing %ld without pages_shared\n", v[1]);
 		ok = false;
 	}
-	if (frozen && !sum_proc_stats(&zero, &merging)) {
+	if (frozen && sum_proc_stats(&zero, &merging)) {
+		ok = false;
+	} else if (frozen) {
 		if (merging > v[0] + v[1]) {
 			printf("# processes merge %ld pages, pages_shared + pages_sharing = %ld\n",
 			       merging, v[0] + v[1]);
@@ -1089,12 +1173,97 @@ static pid_t start_worker(int s, uint64_t seed, struct session_env *env)
 
 	if (pid)
 		return pid;
-	if (env->cgroup)
-		ksm_join_cgroup(CG_PATH);
+	/* Workers never outlive the controller. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	take_slot(s);
+	if (env->cgroup && ksm_join_cgroup(CG_PATH))
+		die("cannot join %s", CG_PATH);
 	seed_rng(seed);
 	logop("start, seed %llu", (unsigned long long)seed);
 	worker_loop();
+}
+
+/* Write @val to the workers' cgroup file @name, async-signal-safely. */
+static void cg_poke(const char *name, const char *val)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), CG_PATH "/%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd >= 0) {
+		ssize_t done = write(fd, val, strlen(val));
+
+		(void)done;	/* nothing more to do in a signal handler */
+		close(fd);
+	}
+}
+
+/* Killed (a harness timeout): take the workers along, thawed first. */
+static void on_term(int sig)
+{
+	cg_poke("cgroup.freeze", "0");
+	cg_poke("cgroup.kill", "1");
+	_exit(128 + sig);
+}
+
+/* Kill whatever is left in the workers' cgroup and wait until it is empty. */
+static void kill_leftovers(struct session_env *env)
+{
+	char buf[256];
+	int i;
+
+	if (!env->cgroup)
+		return;
+	cg_poke("cgroup.freeze", "0");
+	cg_poke("cgroup.kill", "1");
+	for (i = 0; i < 500; i++) {
+		if (ksm_read_file(CG_PATH "/cgroup.events", buf, sizeof(buf)) > 0 &&
+		    strstr(buf, "populated 0"))
+			return;
+		usleep(10 * 1000);
+	}
+	printf("# processes left in %s after 5 s\n", CG_PATH);
+}
+
+/*
+ * With every worker gone, ksmd at full speed must take every counter back
+ * to zero once it has reaped the exited mms: a KSM page, record or zero
+ * page still counted when ksmd stops making full scans is a leak. (With
+ * no mm left to visit, ksmd makes no full scans at all.)
+ */
+static bool expect_nothing_left(void)
+{
+	static const char *const names[] = {
+		"pages_shared", "pages_sharing", "pages_unshared", "ksm_zero_pages",
+	};
+	long scans = knob_value("full_scans"), v[ARRAY_SIZE(names)];
+	double since = now();
+	size_t i;
+	bool zero;
+
+	ksm_fast_scanning();
+	ksm_write("run", "1");
+	for (;;) {
+		zero = true;
+		for (i = 0; i < ARRAY_SIZE(names); i++) {
+			v[i] = knob_value(names[i]);
+			zero &= !v[i];
+		}
+		if (zero)
+			return true;
+		if (knob_value("full_scans") != scans) {
+			scans = knob_value("full_scans");
+			since = now();
+		} else if (now() - since > KSM_SCAN_TIMEOUT_SEC) {
+			break;
+		}
+		usleep(100 * 1000);
+	}
+	for (i = 0; i < ARRAY_SIZE(names); i++)
+		printf("# %s %ld with no worker left, no full scan for %d s\n",
+		       names[i], v[i], KSM_SCAN_TIMEOUT_SEC);
+	return false;
 }
 
 /* Wait for the workers; kill them if they do not finish in time. */
@@ -1107,14 +1276,18 @@ static bool wait_workers(pid_t *pids, int n)
 	for (i = 0; i < n; i++) {
 		pid_t got;
 
+		if (pids[i] <= 0)
+			continue;
 		while (!(got = waitpid(pids[i], &status, WNOHANG)) &&
 		       now() < deadline)
 			usleep(20 * 1000);
-		if (!got) {
+		if (got < 0) {
+			printf("# worker pid %d: waitpid: %s\n", pids[i], strerror(errno));
+			ok = false;
+		} else if (!got) {
 			printf("# worker pid %d did not finish in %d s\n", pids[i],
 			       EXIT_GRACE);
 			kill(pids[i], SIGKILL);
-			waitpid(pids[i], &status, 0);
 			ok = false;
 		} else if (!WIFEXITED(status) || WEXITSTATUS(status)) {
 			printf("# worker pid %d ended with status %#x\n", pids[i],
@@ -1148,6 +1321,10 @@ static bool run_session(uint64_t seed, double seconds, int procs)
 	for (i = 0; i < procs; i++) {
 		sh->slot_used[i] = 1;
 		pids[i] = start_worker(i, rnd(), &env);
+		if (pids[i] < 0) {
+			printf("# fork of worker %d: %s\n", i, strerror(errno));
+			ok = false;
+		}
 	}
 	start = now();
 	next_check = start + CHECK_EVERY;
@@ -1179,7 +1356,9 @@ static bool run_session(uint64_t seed, double seconds, int procs)
 	ksm_write("run", "1");
 	if (!wait_workers(pids, procs))
 		ok = false;
-	if (ok && !sh->failed && !check_counters(&env, &checks))
+	kill_leftovers(&env);
+	/* Only in the cgroup do we know that nothing of ours is left. */
+	if (env.cgroup && ok && !sh->failed && !expect_nothing_left())
 		ok = false;
 	splats += ksm_kmsg_splats(env.kmsg, "fuzz");
 	ksm_vmstat("cow_ksm", &cow_after);
@@ -1194,9 +1373,9 @@ static bool run_session(uint64_t seed, double seconds, int procs)
 		printf("# %s\n", sh->why);
 	ok = ok && !sh->failed && !splats;
 	if (!ok) {
-		printf("# FAILED: replay with ksm_fuzz_test -d %.0f -s %llu -p %d (make fuzz SEED=%llu)\n",
-		       seconds, (unsigned long long)seed, procs,
-		       (unsigned long long)seed);
+		printf("# FAILED: replay with ksm_fuzz_test -d %.0f -s %llu -p %d (make fuzz DURATION=%.0fs SEED=%llu PROCS=%d)\n",
+		       seconds, (unsigned long long)seed, procs, seconds,
+		       (unsigned long long)seed, procs);
 		print_logs();
 	}
 	session_teardown(&env);
@@ -1242,6 +1421,8 @@ int main(int argc, char **argv)
 	if (procs < 1 || procs > MAX_SLOTS / 2)
 		usage(argv[0]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGTERM, on_term);
+	signal(SIGINT, on_term);
 	if (ksm_skip_reason()) {
 		printf("1..0 # SKIP %s\n", ksm_skip_reason());
 		return 4;

@@ -2006,11 +2006,8 @@ static int phase_odirect(void)
 	ssize_t got;
 
 	id = zram_get(16 << 20, dev, sizeof(dev), why, sizeof(why));
-	if (id < 0) {
-		if (id != -ENODEV)
-			zram_put(id);
+	if (id < 0)
 		return skip("%s", why);
-	}
 	fd = open(dev, O_RDWR | O_DIRECT);
 	if (fd < 0) {
 		int e = errno;
@@ -2126,11 +2123,8 @@ static int phase_swap(void)
 	pid_t pid;
 
 	id = zram_get(swapsz, dev, sizeof(dev), why, sizeof(why));
-	if (id < 0) {
-		if (id != -ENODEV)
-			zram_put(id);
+	if (id < 0)
 		return skip("swap: %s", why);
-	}
 	err = ksm_write_swap_header(dev, swapsz);
 	if (!err && swapon(dev, 0))
 		err = -errno;

@@ -712,8 +712,8 @@ struct ksm_proc_stat {
 	long zero_pages;
 	long merging_pages;
 	long process_profit;
-	int merge_any;		/* 1 yes, 0 no */
-	int mergeable;		/* 1 yes, 0 no */
+	int merge_any;		/* 1 yes, 0 no, -1 not printed (6.12) */
+	int mergeable;		/* 1 yes, 0 no, -1 not printed (6.12) */
 };
 
 /* "yes\n" or "no\n" at @s: 1 or 0, @s moved past it; -1 if neither. */
@@ -732,8 +732,9 @@ static inline int ksm_parse_yes_no(const char **s)
 
 /*
  * Parse /proc/<pid>/ksm_stat (pid 0: self): exactly the four lines of
- * 6.12 in their order, then exactly the two yes/no lines later kernels
- * (and ours) add.  Anything else is -EBADMSG.
+ * 6.12 in their order, then either nothing (stock 6.12) or exactly the two
+ * yes/no lines later kernels (and ours) add.  An empty file (a process
+ * without an mm) is -ESRCH, anything else -EBADMSG.
  */
 static inline int ksm_read_proc_stat(pid_t pid, struct ksm_proc_stat *st)
 {
@@ -746,6 +747,8 @@ static inline int ksm_read_proc_stat(pid_t pid, struct ksm_proc_stat *st)
 	n = ksm_read_proc(pid, "ksm_stat", buf, sizeof(buf));
 	if (n < 0)
 		return (int)n;
+	if (!n)
+		return -ESRCH;
 	got = -1;
 	if (sscanf(buf, "ksm_rmap_items %ld\nksm_zero_pages %ld\n"
 		   "ksm_merging_pages %ld\nksm_process_profit %ld\n%n",
@@ -753,6 +756,9 @@ static inline int ksm_read_proc_stat(pid_t pid, struct ksm_proc_stat *st)
 		   &st->process_profit, &got) != 4 || got < 0)
 		return -EBADMSG;
 	s = buf + got;
+	st->merge_any = st->mergeable = -1;
+	if (s == buf + n)
+		return 0;
 	if (strncmp(s, any, strlen(any)))
 		return -EBADMSG;
 	s += strlen(any);
@@ -939,6 +945,8 @@ static inline int ksm_kmsg_splats(int fd, const char *tag)
 
 #define KSM_ZRAM_CTL	"/sys/class/zram-control"
 
+static inline void ksm_zram_remove(int id, bool hot);
+
 /*
  * A zram device of @bytes: a new one from zram-control/hot_add (*@hot set),
  * or zram0 if it is unused.  Returns the device number, its node in @dev,
@@ -968,16 +976,20 @@ static inline int ksm_zram_add(size_t bytes, bool *hot, char *dev,
 	err = ksm_write_str(path, buf);
 	if (err) {
 		snprintf(why, whylen, "zram%d: cannot set disksize: %s", id, strerror(-err));
-		return err;
+		goto fail;
 	}
 	snprintf(dev, devlen, "/dev/zram%d", id);
 	for (i = 0; i < 200 && access(dev, F_OK); i++)
 		usleep(10 * 1000);
 	if (access(dev, F_OK)) {
 		snprintf(why, whylen, "%s did not appear", dev);
-		return -ENODEV;
+		err = -ENODEV;
+		goto fail;
 	}
 	return id;
+fail:
+	ksm_zram_remove(id, *hot);
+	return err;
 }
 
 /* Undo ksm_zram_add(). */
