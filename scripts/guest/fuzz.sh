@@ -16,7 +16,7 @@ PROCS=${KSM_PROCS:-4}
 BIN=/tests/ours/ksm_fuzz_test
 SUITE=ksm_fuzz_test
 
-# mark, reset_ksm, run_long; fd 3 is the results channel.
+# mark, reset_ksm, long_run_setup, run_long; fd 3 is the results channel.
 . "${0%/*}/lib.sh"
 
 case $DUR in
@@ -27,19 +27,12 @@ case $DUR in
 esac
 
 mark "KSMTEST-BEGIN kernel=$(uname -r) duration=${DUR}s seed=${SEED:-new} procs=$PROCS"
-if [ ! -x $BIN ]; then
-	echo "harness: ERROR: $BIN missing (our selftests are not in this initramfs)"
-	mark "KSMTEST $SUITE missing-binary FAIL"
-	mark "KSMTEST-DONE"
-	exit 1
-fi
-echo "harness: nodes: $(cat /sys/devices/system/node/online 2>/dev/null)," \
-	"THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)," \
-	"zram: $(ls -d /sys/block/zram* 2>/dev/null | tr '\n' ' ')"
+long_run_setup "$SUITE" "$BIN"
 
 reset_ksm || echo "harness: WARNING: resetting KSM did not finish in 180s (ksmd stuck?)"
 dmesg -c >/dev/null 2>&1
-# The workers get two minutes to finish after the deadline.
+# The workers get two minutes to finish after the deadline, the
+# controller some more for its checks and cleanup.
 set -- -d "$DUR" -p "$PROCS"
 [ -n "$SEED" ] && set -- "$@" -s "$SEED"
 run_long "$SUITE" fuzz $((DUR + 600)) "$BIN" "$@"

@@ -113,6 +113,22 @@ tap_marks() {
 # Kernel log lines that mean a kernel bug (grep -E).
 splat_re='Kernel panic|Oops|BUG:|WARNING:|kernel BUG at|cut here \]|general protection fault|KASAN:|KFENCE:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|bad unlock balance|DEBUG_LOCKS_WARN_ON|Call Trace|blocked for more than|rcu: INFO:|soft lockup|hard LOCKUP|list_(add|del) corruption|page dumped because'
 
+# long_run_setup SUITE BINARY: before a long run, say what the guest has
+# (KSM, nodes, THP, zram, swap); end the run if BINARY is missing.
+long_run_setup() {
+	[ -d $KSM ] || echo "harness: WARNING: $KSM does not exist (CONFIG_KSM off?)"
+	if [ ! -x "$2" ]; then
+		echo "harness: ERROR: $2 missing (our selftests are not in this initramfs)"
+		mark "KSMTEST $1 missing-binary FAIL"
+		mark "KSMTEST-DONE"
+		exit 1
+	fi
+	echo "harness: nodes: $(cat /sys/devices/system/node/online 2>/dev/null)," \
+		"THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)," \
+		"zram: $(ls -d /sys/block/zram* 2>/dev/null | tr '\n' ' ')," \
+		"swaps: $(tail -n +2 /proc/swaps 2>/dev/null | wc -l)"
+}
+
 # run_long SUITE RUN SECS BINARY ARGS...: run a long test binary from
 # /tests/ours under "timeout SECS", its output on the console and in
 # /tmp/SUITE.out; then one marker per TAP result, a FAIL marker if the run

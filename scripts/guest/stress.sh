@@ -66,19 +66,7 @@ run_scale() {
 
 
 mark "KSMTEST-BEGIN kernel=$(uname -r) duration=${DUR}s phases=${PHASES:-all}"
-if [ ! -d $KSM ]; then
-	echo "harness: WARNING: $KSM does not exist (CONFIG_KSM off?)"
-fi
-if [ ! -x $BIN ]; then
-	echo "harness: ERROR: $BIN missing (our selftests are not in this initramfs)"
-	mark "KSMTEST $SUITE missing-binary FAIL"
-	mark "KSMTEST-DONE"
-	exit 1
-fi
-echo "harness: nodes: $(cat /sys/devices/system/node/online 2>/dev/null)," \
-	"THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)," \
-	"zram: $(ls -d /sys/block/zram* 2>/dev/null | tr '\n' ' ')," \
-	"swaps: $(tail -n +2 /proc/swaps 2>/dev/null | wc -l)"
+long_run_setup "$SUITE" "$BIN"
 
 if [ "$SCALE" != 0 ] && [ -x "$SCALE_BIN" ]; then
 	dmesg -c >/dev/null 2>&1

@@ -64,19 +64,6 @@
 
 #include "ksm_test_util.h"
 
-#ifndef MADV_COLD
-#define MADV_COLD		20
-#endif
-#ifndef MADV_PAGEOUT
-#define MADV_PAGEOUT		21
-#endif
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE		25
-#endif
-#ifndef MPOL_MF_MOVE
-#define MPOL_MF_MOVE		(1 << 1)
-#endif
-
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define MAX_SLOTS	16	/* workers alive at once, forks included */
 #define MAX_REGIONS	10	/* per worker */

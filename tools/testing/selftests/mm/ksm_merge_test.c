@@ -29,9 +29,6 @@
 #define MAX_REGIONS	8
 #define MAX_PAGES	64
 
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE	25
-#endif
 
 #ifndef MPOL_BIND
 #define MPOL_BIND	2

@@ -81,30 +81,6 @@
 #endif
 #endif
 
-#ifndef MADV_FREE
-#define MADV_FREE		8
-#endif
-#ifndef MADV_MERGEABLE
-#define MADV_MERGEABLE		12
-#endif
-#ifndef MADV_UNMERGEABLE
-#define MADV_UNMERGEABLE	13
-#endif
-#ifndef MADV_HUGEPAGE
-#define MADV_HUGEPAGE		14
-#endif
-#ifndef MADV_NOHUGEPAGE
-#define MADV_NOHUGEPAGE		15
-#endif
-#ifndef MADV_COLD
-#define MADV_COLD		20
-#endif
-#ifndef MADV_PAGEOUT
-#define MADV_PAGEOUT		21
-#endif
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE		25
-#endif
 #ifndef MADV_HWPOISON
 #define MADV_HWPOISON		100
 #endif

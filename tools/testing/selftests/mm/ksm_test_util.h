@@ -25,14 +25,32 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 
+#ifndef MADV_FREE
+#define MADV_FREE		8
+#endif
 #ifndef MADV_MERGEABLE
 #define MADV_MERGEABLE		12
 #endif
 #ifndef MADV_UNMERGEABLE
 #define MADV_UNMERGEABLE	13
 #endif
+#ifndef MADV_HUGEPAGE
+#define MADV_HUGEPAGE		14
+#endif
 #ifndef MADV_NOHUGEPAGE
 #define MADV_NOHUGEPAGE		15
+#endif
+#ifndef MADV_COLD
+#define MADV_COLD		20
+#endif
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT		21
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE		25
+#endif
+#ifndef MPOL_MF_MOVE
+#define MPOL_MF_MOVE		(1 << 1)
 #endif
 #ifndef PR_SET_MEMORY_MERGE
 #define PR_SET_MEMORY_MERGE	67
