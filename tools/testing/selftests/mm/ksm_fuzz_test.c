@@ -114,17 +114,14 @@ static unsigned char *contents;	/* page i: content i (0: zero) */
 static bool verbose;
 
 /* ------------------------------------------------------------------ */
-/* Generator: xorshift64*, one per process                            */
+/* Generator: ksm_xorshift(), one per process                           */
 /* ------------------------------------------------------------------ */
 
 static uint64_t rng;
 
 static uint64_t rnd(void)
 {
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return rng * 0x2545f4914f6cdd1dULL;
+	return ksm_xorshift(&rng);
 }
 
 static size_t below(size_t n)

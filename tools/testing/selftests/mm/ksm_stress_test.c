@@ -224,11 +224,7 @@ static void msleep(unsigned int ms)
 
 static uint64_t rnd(void)
 {
-	/* xorshift64* */
-	g_rng ^= g_rng >> 12;
-	g_rng ^= g_rng << 25;
-	g_rng ^= g_rng >> 27;
-	return g_rng * 0x2545F4914F6CDD1DULL;
+	return ksm_xorshift(&g_rng);
 }
 
 static size_t rnd_below(size_t n)

@@ -580,6 +580,15 @@ static inline uint64_t ksm_mix(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+/* Next value of the xorshift64* generator whose state is *@state (non-zero). */
+static inline uint64_t ksm_xorshift(uint64_t *state)
+{
+	*state ^= *state >> 12;
+	*state ^= *state << 25;
+	*state ^= *state >> 27;
+	return *state * 0x2545f4914f6cdd1dULL;
+}
+
 /* Fill one page with a pseudo-random stream that depends only on @seed. */
 static inline void ksm_fill_page(void *page, uint64_t seed)
 {
