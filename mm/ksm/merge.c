@@ -2,16 +2,21 @@
 /*
  * Kernel Samepage Merging: rewriting page table entries.
  *
- * Merging one page is always the same three steps:
+ * Merging one page into a KSM page (or the zero page) is always the same
+ * steps, with one TLB flush:
  *
  * 1. lock the page's folio (trylock: ksmd never waits for a busy page) and
- *    split it if it is large;
- * 2. write-protect its PTE, and prove nobody can write to it behind the
- *    page tables: the PTE is cleared and flushed first, so no new GUP-fast
- *    pin can appear, then the refcount must equal mappers + our reference
- *    + swap cache. A pinned page (O_DIRECT, RDMA, vfio) is refused;
- * 3. compare the bytes again, now that they cannot change, and point the
- *    PTE at the KSM page (or the zero page).
+ *    split it if it is large; trylock the KSM folio;
+ * 2. under the page table lock, clear the PTE and flush it, and prove
+ *    nobody can write to the page behind the page tables: the refcount
+ *    must equal mappers + our reference + swap cache. A pinned page
+ *    (O_DIRECT, RDMA, vfio) is refused (ksm_swap_pte() says why a pin
+ *    cannot appear afterwards);
+ * 3. still under that lock, compare the bytes, now that they cannot
+ *    change, and install the KSM page's PTE, or put the old one back.
+ *
+ * Turning a page into a new KSM page in place (ksm_promote_page()) only
+ * write-protects its PTE, with the same refcount proof.
  *
  * Unmerging is left to the fault handler: an FAULT_FLAG_UNSHARE fault on a
  * KSM page gives the mm its own copy.
@@ -88,41 +93,44 @@ out:
 }
 
 /*
+ * Does @folio (small, its PTE just cleared and flushed) have no references
+ * but one per mapping, the caller's and the swap cache's? A pin taken by
+ * O_DIRECT, RDMA or vfio would show here.
+ */
+static bool ksm_folio_unpinned(struct folio *folio)
+{
+	return folio_ref_count(folio) ==
+	       folio_mapcount(folio) + 1 + folio_test_swapcache(folio);
+}
+
+/*
  * Make the PTE at @pvmw read-only and clean, sharing the anonymous page.
  * Fails when someone holds a reference we cannot account for.
  */
 static int ksm_wrprotect_pte(struct page_vma_mapped_walk *pvmw,
-			     struct folio *folio, pte_t *orig_pte)
+			     struct folio *folio)
 {
 	struct vm_area_struct *vma = pvmw->vma;
 	bool exclusive = PageAnonExclusive(&folio->page);
-	int expected;
 	pte_t pte;
 
 	flush_cache_page(vma, pvmw->address, folio_pfn(folio));
 	/* Clearing first keeps GUP-fast from pinning during the check. */
 	pte = ptep_clear_flush(vma, pvmw->address, pvmw->pte);
-	expected = folio_mapcount(folio) + 1 + folio_test_swapcache(folio);
-	if (folio_ref_count(folio) != expected)
-		goto restore;
-	if (exclusive && folio_try_share_anon_rmap_pte(folio, &folio->page))
-		goto restore;
-
+	if (!ksm_folio_unpinned(folio) ||
+	    (exclusive && folio_try_share_anon_rmap_pte(folio, &folio->page))) {
+		set_pte_at(vma->vm_mm, pvmw->address, pvmw->pte, pte);
+		return -EBUSY;
+	}
 	if (pte_dirty(pte))
 		folio_mark_dirty(folio);
-	pte = pte_wrprotect(pte_mkclean(pte));
-	set_pte_at(vma->vm_mm, pvmw->address, pvmw->pte, pte);
-	*orig_pte = pte;
+	set_pte_at(vma->vm_mm, pvmw->address, pvmw->pte,
+		   pte_wrprotect(pte_mkclean(pte)));
 	return 0;
-
-restore:
-	set_pte_at(vma->vm_mm, pvmw->address, pvmw->pte, pte);
-	return -EBUSY;
 }
 
 /* Write-protect @folio's PTE in @vma; the folio is small and locked. */
-static int ksm_write_protect(struct vm_area_struct *vma, struct folio *folio,
-			     pte_t *orig_pte)
+static int ksm_write_protect(struct vm_area_struct *vma, struct folio *folio)
 {
 	DEFINE_FOLIO_VMA_WALK(pvmw, folio, vma, 0, 0);
 	struct mmu_notifier_range range;
@@ -143,12 +151,10 @@ static int ksm_write_protect(struct vm_area_struct *vma, struct folio *folio,
 
 	pte = ptep_get(pvmw.pte);
 	if (pte_write(pte) || pte_dirty(pte) ||
-	    PageAnonExclusive(&folio->page) || mm_tlb_flush_pending(vma->vm_mm)) {
-		err = ksm_wrprotect_pte(&pvmw, folio, orig_pte);
-	} else {
-		*orig_pte = pte;
+	    PageAnonExclusive(&folio->page) || mm_tlb_flush_pending(vma->vm_mm))
+		err = ksm_wrprotect_pte(&pvmw, folio);
+	else
 		err = 0;
-	}
 out_walk:
 	page_vma_mapped_walk_done(&pvmw);
 out_notify:
@@ -175,50 +181,83 @@ static pte_t ksm_make_pte(struct vm_area_struct *vma, unsigned long addr,
 	return mk_pte(kpage, vma->vm_page_prot);
 }
 
-/* Point the PTE that maps @page, unchanged since @orig_pte, at @kpage. */
-static int ksm_replace_pte(struct vm_area_struct *vma, struct page *page,
-			   struct page *kpage, pte_t orig_pte)
+/*
+ * Point the PTE at @pvmw, which maps @folio, at @kpage if the bytes are
+ * the same; one TLB flush in all. The PTE is cleared and flushed under the
+ * page table lock and stays clear until the lock is dropped:
+ *
+ * - no CPU can write @folio through it any more, and a fault on it waits
+ *   for the lock, then finds whichever PTE we left;
+ * - GUP-fast takes its folio reference first and then re-reads the PTE,
+ *   dropping the reference if the PTE changed. A GUP-fast that read the
+ *   PTE before the clear either raised the refcount before we read it
+ *   (and the merge is refused) or fails. So with the refcount equal to
+ *   the mappings, our reference and the swap cache, nothing can write the
+ *   page behind the page tables (O_DIRECT, RDMA and vfio pin first), and
+ *   the compare that follows is final.
+ *
+ * On any failure the cleared PTE is put back as it was.
+ */
+static int ksm_swap_pte(struct page_vma_mapped_walk *pvmw,
+			struct folio *folio, struct page *kpage)
 {
-	struct mm_struct *mm = vma->vm_mm;
-	struct folio *folio = page_folio(page);
+	struct vm_area_struct *vma = pvmw->vma;
+	pte_t pte, newpte;
+	int err;
+
+	flush_cache_page(vma, pvmw->address, folio_pfn(folio));
+	pte = ptep_clear_flush(vma, pvmw->address, pvmw->pte);
+	err = -EBUSY;
+	if (!ksm_folio_unpinned(folio))
+		goto restore;
+	err = -EFAULT;
+	if (!pages_identical(&folio->page, kpage))
+		goto restore;
+	if (pte_dirty(pte))
+		folio_mark_dirty(folio);
+	newpte = ksm_make_pte(vma, pvmw->address, kpage);
+	/* A write must still reach the userfaultfd that protects the page. */
+	if (pte_uffd_wp(pte))
+		newpte = pte_mkuffd_wp(newpte);
+	set_pte_at(vma->vm_mm, pvmw->address, pvmw->pte, newpte);
+	folio_remove_rmap_pte(folio, &folio->page, vma);
+	return 0;
+
+restore:
+	set_pte_at(vma->vm_mm, pvmw->address, pvmw->pte, pte);
+	return err;
+}
+
+/*
+ * Map @kpage in place of @folio (small, locked) in @vma. The folio's
+ * reference from its PTE is dropped here, after the page table lock.
+ */
+static int ksm_replace_folio(struct vm_area_struct *vma, struct folio *folio,
+			     struct page *kpage)
+{
+	DEFINE_FOLIO_VMA_WALK(pvmw, folio, vma, 0, 0);
 	struct mmu_notifier_range range;
-	unsigned long addr;
-	spinlock_t *ptl;	/* page table lock */
-	pmd_t *pmd, pmdval;
-	pte_t *ptep;
 	int err = -EFAULT;
 
-	addr = page_address_in_vma(page, vma);
-	if (addr == -EFAULT)
-		return -EFAULT;
-	pmd = mm_find_pmd(mm, addr);
-	if (!pmd)
-		return -EFAULT;
-	/* THP code may clear and refill a PMD without the anon_vma lock. */
-	pmdval = pmdp_get_lockless(pmd);
-	if (!pmd_present(pmdval) || pmd_trans_huge(pmdval))
+	pvmw.address = page_address_in_vma(&folio->page, vma);
+	if (pvmw.address == -EFAULT)
 		return -EFAULT;
 
-	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, addr,
-				addr + PAGE_SIZE);
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm,
+				pvmw.address, pvmw.address + PAGE_SIZE);
 	mmu_notifier_invalidate_range_start(&range);
-	ptep = pte_offset_map_lock(mm, pmd, addr, &ptl);
-	if (!ptep)
+	if (!page_vma_mapped_walk(&pvmw))
 		goto out_notify;
-	if (!pte_same(ptep_get(ptep), orig_pte))
-		goto out_unlock;
-
-	flush_cache_page(vma, addr, pte_pfn(orig_pte));
-	ptep_clear_flush(vma, addr, ptep);
-	set_pte_at(mm, addr, ptep, ksm_make_pte(vma, addr, kpage));
-
-	folio_remove_rmap_pte(folio, page, vma);
-	if (!folio_mapped(folio))
-		folio_free_swap(folio);
-	folio_put(folio);
-	err = 0;
-out_unlock:
-	pte_unmap_unlock(ptep, ptl);
+	if (WARN_ONCE(!pvmw.pte, "ksm: PMD-mapped small folio"))
+		err = -EFAULT;
+	else
+		err = ksm_swap_pte(&pvmw, folio, kpage);
+	page_vma_mapped_walk_done(&pvmw);
+	if (!err) {
+		if (!folio_mapped(folio))
+			folio_free_swap(folio);
+		folio_put(folio);
+	}
 out_notify:
 	mmu_notifier_invalidate_range_end(&range);
 	return err;
@@ -277,26 +316,20 @@ static int ksm_split_folio(struct vm_area_struct *vma, struct page *page)
 }
 
 /*
- * Lock @page's folio, split it if large and write-protect its PTE.
- * Returns 0 with the (now small) folio locked.
+ * Lock @page's folio and split it if it is large. Returns 0 with the (now
+ * small) folio locked.
  */
-static int ksm_lock_and_protect(struct vm_area_struct *vma, struct page *page,
-				pte_t *orig_pte)
+static int ksm_lock_small(struct vm_area_struct *vma, struct page *page)
 {
-	int err = -EBUSY;
-
 	if (!PageAnon(page))
 		return -EFAULT;
 	if (!trylock_page(page))
 		return -EBUSY;
-	if (PageTransCompound(page) && ksm_split_folio(vma, page))
-		goto unlock;
-	err = ksm_write_protect(vma, page_folio(page), orig_pte);
-	if (!err)
-		return 0;
-unlock:
-	unlock_page(page);
-	return err;
+	if (PageTransCompound(page) && ksm_split_folio(vma, page)) {
+		unlock_page(page);
+		return -EBUSY;
+	}
+	return 0;
 }
 
 /*
@@ -330,12 +363,11 @@ int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
 		   struct page *kpage)
 {
 	struct folio *kfolio = NULL;
-	pte_t orig_pte = __pte(0);
 	int err;
 
 	if (page == kpage)	/* a forked KSM page: already merged */
 		return 0;
-	err = ksm_lock_and_protect(vma, page, &orig_pte);
+	err = ksm_lock_small(vma, page);
 	if (err)
 		return err;
 	if (!is_zero_pfn(page_to_pfn(kpage))) {
@@ -344,10 +376,7 @@ int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
 		if (err)
 			goto unlock;
 	}
-	if (pages_identical(page, kpage))
-		err = ksm_replace_pte(vma, page, kpage, orig_pte);
-	else
-		err = -EFAULT;
+	err = ksm_replace_folio(vma, page_folio(page), kpage);
 	if (kfolio)
 		folio_unlock(kfolio);
 unlock:
@@ -369,13 +398,17 @@ unlock:
 int ksm_promote_page(struct vm_area_struct *vma, struct page *page)
 {
 	struct folio *folio;
-	pte_t orig_pte;
 	int err;
 
-	err = ksm_lock_and_protect(vma, page, &orig_pte);
+	err = ksm_lock_small(vma, page);
 	if (err)
 		return err;
 	folio = page_folio(page);
+	err = ksm_write_protect(vma, folio);
+	if (err) {
+		folio_unlock(folio);
+		return err;
+	}
 	ksm_folio_set_node(folio, NULL);
 	folio_mark_accessed(folio);
 	/* Reclaim must swap a KSM page out, never just drop it. */
