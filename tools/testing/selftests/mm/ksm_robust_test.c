@@ -11,6 +11,9 @@
  *  - a process writing to pages while they are being merged: no store is
  *    lost and no other process's page changes (this is what the compare
  *    after write-protection is for);
+ *  - O_DIRECT reads into pages while they are being merged: the data
+ *    lands in the reader's page and in no KSM page (this is what the
+ *    refcount check after clearing the PTE is for);
  *  - unmerging more than a memory cgroup allows, by the process itself
  *    (MADV_UNMERGEABLE) and by an administrator (run=2): the cgroup's task
  *    gets -ENOMEM or is OOM-killed, the writer and the kernel carry on,
@@ -59,6 +62,8 @@ FIXTURE(ksm_robust) {
 	int nchildren;
 	char cgroup[128];	/* "" unless this test made one */
 	bool enabled_memory;	/* we turned on +memory at the root */
+	int zram;		/* -1 unless this test made one */
+	bool zram_hot;
 };
 
 FIXTURE_SETUP(ksm_robust)
@@ -70,6 +75,7 @@ FIXTURE_SETUP(ksm_robust)
 	self->nchildren = 0;
 	self->cgroup[0] = '\0';
 	self->enabled_memory = false;
+	self->zram = -1;
 	ksm_save_knobs(&self->saved);
 	ASSERT_EQ(0, ksm_reset());
 	ASSERT_EQ(0, ksm_fast_scanning());
@@ -98,6 +104,8 @@ FIXTURE_TEARDOWN(ksm_robust)
 		TH_LOG("rmdir %s: %s", self->cgroup, strerror(errno));
 	if (self->enabled_memory)
 		ksm_write_str(CG_ROOT "/cgroup.subtree_control", "-memory");
+	if (self->zram >= 0)
+		ksm_zram_remove(self->zram, self->zram_hot);
 	EXPECT_EQ(0, ksm_reset());
 	EXPECT_EQ(0, ksm_restore_knobs(&self->saved));
 }
@@ -452,8 +460,9 @@ TEST_F_TIMEOUT(ksm_robust, run2_over_memcg_limit, 600)
 struct race_state {
 	volatile int stop;
 	volatile int ready;
-	volatile long corrupt[2];	/* holder, writer */
+	volatile long corrupt[2];	/* holder, writer (or reader) */
 	volatile long rounds[2];
+	volatile long merged_reads;	/* reader: reads into a KSM page */
 };
 
 /*
@@ -554,6 +563,122 @@ TEST_F_TIMEOUT(ksm_robust, writes_racing_merges, 600)
 	EXPECT_LT(0UL, cow1 - cow0);
 	munmap(st, sizeof(*st));
 	free(ref);
+}
+
+/* ------------------------------------------------------------------ */
+/* O_DIRECT reads racing with merges                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Reader: the holder's RACE_PAGES pages of A(i), each of which it keeps
+ * refilling with A(i), so that ksmd merges it again, and then overwrites
+ * with an O_DIRECT read of B(i) from @fd. The read's pin either comes
+ * first, and the merge must see it and back off, or comes after the
+ * merge, and GUP must give the reader its own copy. Either way B(i) ends
+ * up in the reader's page and nowhere else: the holder's pages, merged
+ * with the reader's, stay A(i).
+ */
+static void odirect_reader(struct race_state *st, const char *ref,
+			   const char *dev_data, int fd)
+{
+	size_t ps = ksm_page_size(), i;
+	char *p = ksm_map(RACE_PAGES);
+	long corrupt = 0, round = 0, merged = 0;
+
+	if (p == MAP_FAILED)
+		_exit(90);
+	memcpy(p, ref, RACE_PAGES * ps);
+	if (madvise(p, RACE_PAGES * ps, MADV_MERGEABLE))
+		_exit(91);
+	__atomic_add_fetch(&st->ready, 1, __ATOMIC_SEQ_CST);
+	while (!st->stop) {
+		for (i = 0; i < RACE_PAGES; i++) {
+			char *page = p + i * ps;
+
+			/* Private memory mapped twice is a KSM page. */
+			merged += ksm_page_exclusive(page) == 0;
+			if (pread(fd, page, ps, (off_t)(i * ps)) != (ssize_t)ps)
+				_exit(92);
+			if (memcmp(page, dev_data + i * ps, ps))
+				corrupt++;
+			memcpy(page, ref + i * ps, ps);
+		}
+		st->corrupt[1] = corrupt;
+		st->merged_reads = merged;
+		st->rounds[1] = ++round;
+	}
+	_exit(0);
+}
+
+TEST_F_TIMEOUT(ksm_robust, odirect_reads_racing_merges, 600)
+{
+	size_t ps = ksm_page_size(), i, len = RACE_PAGES * ps;
+	struct ksm_scan_run run = {
+		.min_passes = RACE_MIN_PASSES, .max_passes = RACE_MAX_PASSES,
+		.secs = RACE_SECS, .bound = KSM_SCAN_TIMEOUT_SEC,
+	};
+	char dev[64], why[160], *ref, *dev_data;
+	struct race_state *st;
+	int who, status, err, fd;
+
+	self->zram = ksm_zram_add(len, &self->zram_hot, dev, sizeof(dev),
+				  why, sizeof(why));
+	if (self->zram < 0)
+		SKIP(return, "%s", why);
+	fd = open(dev, O_RDWR | O_DIRECT);
+	if (fd < 0)
+		SKIP(return, "open %s with O_DIRECT: %s", dev, strerror(errno));
+	st = mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, st);
+	ref = ksm_map(RACE_PAGES);
+	dev_data = ksm_map(RACE_PAGES);
+	ASSERT_NE(MAP_FAILED, ref);
+	ASSERT_NE(MAP_FAILED, dev_data);
+	for (i = 0; i < RACE_PAGES; i++) {
+		ksm_fill_page(ref + i * ps, ksm_unique_seed());
+		ksm_fill_page(dev_data + i * ps, ksm_unique_seed());
+	}
+	ASSERT_EQ((ssize_t)len, pwrite(fd, dev_data, len, 0))
+		TH_LOG("O_DIRECT write to %s: %s", dev, strerror(errno));
+
+	for (who = 0; who < 2; who++) {
+		pid_t pid = fork();
+
+		ASSERT_LE(0, pid);
+		if (!pid && !who)
+			racer(st, 0, ref);
+		if (!pid)
+			odirect_reader(st, ref, dev_data, fd);
+		self->children[self->nchildren++] = pid;
+	}
+	while (__atomic_load_n(&st->ready, __ATOMIC_SEQ_CST) < 2)
+		usleep(1000);
+	err = ksm_run_scans(&run);
+	EXPECT_EQ(0, err) TH_LOG("ksmd: %lu passes, then none for %ds: %s",
+				 run.passes, KSM_SCAN_TIMEOUT_SEC, strerror(-err));
+	TH_LOG("%lu passes of ksmd in %.1f s", run.passes, run.elapsed);
+	EXPECT_LE(RACE_MIN_PASSES, run.passes);
+	st->stop = 1;
+	for (who = 0; who < 2; who++) {
+		ASSERT_EQ(self->children[who],
+			  waitpid(self->children[who], &status, 0));
+		self->children[who] = 0;
+		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+			TH_LOG("%s ended with status %#x",
+			       who ? "reader" : "holder", status);
+	}
+	self->nchildren = 0;
+	TH_LOG("%ld holder and %ld reader rounds, %ld reads into KSM pages",
+	       st->rounds[0], st->rounds[1], st->merged_reads);
+	EXPECT_EQ(0L, st->corrupt[0]) TH_LOG("the holder saw O_DIRECT data");
+	EXPECT_EQ(0L, st->corrupt[1]) TH_LOG("O_DIRECT data missing in the reader's page");
+	/* Not vacuous: reads did go into pages ksmd had merged. */
+	EXPECT_LT(0L, st->merged_reads);
+	close(fd);
+	munmap(st, sizeof(*st));
+	ksm_unmap(ref, RACE_PAGES);
+	ksm_unmap(dev_data, RACE_PAGES);
 }
 
 /* ------------------------------------------------------------------ */
