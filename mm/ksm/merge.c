@@ -263,6 +263,20 @@ out_notify:
 	return err;
 }
 
+/*
+ * KSM zero pages are PTEs. A walk with only a pte_entry splits every huge
+ * PMD on its way; leave those (and THP migration entries) alone instead.
+ */
+static int ksm_skip_huge_pmd(pmd_t *pmd, unsigned long addr,
+			     unsigned long next, struct mm_walk *walk)
+{
+	pmd_t pmdval = pmdp_get_lockless(pmd);
+
+	if (!pmd_present(pmdval) || pmd_leaf(pmdval))
+		walk->action = ACTION_CONTINUE;
+	return 0;
+}
+
 static int ksm_claim_zero_pte(pte_t *ptep, unsigned long addr,
 			      unsigned long next, struct mm_walk *walk)
 {
@@ -276,6 +290,7 @@ static int ksm_claim_zero_pte(pte_t *ptep, unsigned long addr,
 }
 
 static const struct mm_walk_ops ksm_claim_zero_ops = {
+	.pmd_entry = ksm_skip_huge_pmd,
 	.pte_entry = ksm_claim_zero_pte,
 	.walk_lock = PGWALK_RDLOCK,
 };
@@ -487,6 +502,7 @@ static int ksm_count_zero_pte(pte_t *pte, unsigned long addr,
 }
 
 static const struct mm_walk_ops ksm_count_zero_ops = {
+	.pmd_entry = ksm_skip_huge_pmd,
 	.pte_entry = ksm_count_zero_pte,
 	.walk_lock = PGWALK_WRLOCK_VERIFY,
 };
