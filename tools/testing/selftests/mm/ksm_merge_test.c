@@ -23,7 +23,11 @@
 #include "../kselftest_harness.h"
 #include "ksm_test_harness.h"
 
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 
 #define MAX_REGIONS	8
@@ -516,6 +520,115 @@ TEST_F_TIMEOUT(ksm_merge, cow_breaks_one_page, 600)
 	expect_content(_metadata, p, n, seed);
 }
 
+/* A write from another thread, which a userfaultfd may hold up. */
+struct blocked_write {
+	char *addr;
+	volatile int done;
+};
+
+static void *write_byte(void *arg)
+{
+	struct blocked_write *w = arg;
+
+	w->addr[100] ^= 0x5a;
+	w->done = 1;
+	return NULL;
+}
+
+/*
+ * Wait for @fd's next message while @w's write is pending; false if the
+ * write went through first or nothing came within a minute.
+ */
+static bool uffd_next_msg(int fd, struct blocked_write *w,
+			  struct uffd_msg *msg)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	double t0 = ksm_now();
+
+	while (ksm_now() - t0 < 60) {
+		if (poll(&pfd, 1, 100) == 1)
+			return read(fd, msg, sizeof(*msg)) == sizeof(*msg);
+		if (w->done)
+			return false;
+	}
+	return false;
+}
+
+/*
+ * Pages write-protected with userfaultfd stay protected once merged: a
+ * write to any of them, the page promoted to KSM page and the pages that
+ * were replaced by it alike, reaches the monitor as a write-protect fault
+ * and completes, on a private copy, only once the monitor lifts the
+ * protection of that page.
+ */
+TEST_F_TIMEOUT(ksm_merge, uffd_wp_kept_by_merge, 600)
+{
+	const size_t n = 8;
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_WP };
+	struct uffdio_writeprotect wp = { 0 };
+	uint64_t seed = ksm_unique_seed();
+	struct blocked_write w;
+	struct uffd_msg msg;
+	pthread_t thread;
+	char *p;
+	size_t i;
+	int fd;
+
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	fill_same(p, n, seed);
+	mergeable(_metadata, p, n * self->ps);
+	fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		SKIP(return, "userfaultfd: %s", strerror(errno));
+	reg.range.start = (uintptr_t)p;
+	reg.range.len = n * self->ps;
+	if (ioctl(fd, UFFDIO_API, &api) || ioctl(fd, UFFDIO_REGISTER, &reg)) {
+		close(fd);
+		SKIP(return, "no userfaultfd write-protection: %s", strerror(errno));
+	}
+	wp.range = reg.range;
+	wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+	ASSERT_EQ(0, ioctl(fd, UFFDIO_WRITEPROTECT, &wp)) TH_LOG("%s", strerror(errno));
+
+	KSM_RUN_PASSES(2);
+	KSM_EXPECT("pages_shared", 1);
+	KSM_EXPECT("pages_sharing", n - 1);
+	expect_one_ksm_page(_metadata, p, n, self->ps);
+
+	for (i = 0; i < n; i++) {
+		w.addr = p + i * self->ps;
+		w.done = 0;
+		ASSERT_EQ(0, pthread_create(&thread, NULL, write_byte, &w));
+		if (!uffd_next_msg(fd, &w, &msg)) {
+			pthread_join(thread, NULL);
+			close(fd);
+			ASSERT_TRUE(false)
+				TH_LOG("page %zu: the write %s", i, w.done ?
+				       "went through without a write-protect fault" :
+				       "neither faulted nor finished in 60 s");
+		}
+		EXPECT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+		EXPECT_TRUE(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP);
+		EXPECT_EQ((uintptr_t)w.addr,
+			  msg.arg.pagefault.address & ~(uint64_t)(self->ps - 1));
+		EXPECT_EQ(0, w.done);
+		wp.range.start = (uintptr_t)w.addr;
+		wp.range.len = self->ps;
+		wp.mode = 0;
+		ASSERT_EQ(0, ioctl(fd, UFFDIO_WRITEPROTECT, &wp))
+			TH_LOG("%s", strerror(errno));
+		ASSERT_EQ(0, pthread_join(thread, NULL));
+		EXPECT_EQ(1, w.done);
+		EXPECT_EQ(1, exclusive(_metadata, w.addr))
+			TH_LOG("page %zu written without a copy", i);
+		w.addr[100] ^= 0x5a;
+		EXPECT_TRUE(ksm_page_matches(w.addr, seed));
+	}
+	close(fd);
+}
+
 /*
  * MADV_UNMERGEABLE on part of an area splits it: only the advised pages
  * get private copies, the rest stay on the KSM page.
@@ -756,6 +869,61 @@ TEST_F_TIMEOUT(ksm_merge, zero_pages_across_fork, 600)
 	KSM_EXPECT("ksm_zero_pages", n);
 	EXPECT_EQ((long)n, ksm_expect_proc_stat(_metadata, 0).zero_pages);
 	EXPECT_TRUE(ksm_page_is_zero(p));
+}
+
+/* AnonHugePages of the VMA at @addr in this process, in kB; -1 if unknown. */
+static long anon_huge_kb(void *addr)
+{
+	unsigned long kb = 0;
+
+	return ksm_smaps_lookup(0, addr, "AnonHugePages", &kb, NULL, NULL) ?
+	       -1 : (long)kb;
+}
+
+/*
+ * Counting the KSM zero pages a fork does not copy (those in DONTFORK and
+ * WIPEONFORK VMAs) looks at PTEs only: a THP the parent maps with a PMD in
+ * such a VMA stays mapped by the PMD.
+ */
+TEST_F_TIMEOUT(ksm_merge, fork_keeps_parent_thp, 600)
+{
+	const size_t n = 8, huge = 2 << 20;
+	char *p, *area, *thp;
+	int status;
+
+	ASSERT_EQ(0, ksm_write("use_zero_pages", "1"));
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	memset(p, 0, n * self->ps);
+	mergeable(_metadata, p, n * self->ps);
+	KSM_RUN_PASSES(2);
+	KSM_EXPECT("ksm_zero_pages", n);
+
+	area = mmap(NULL, 2 * huge, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, area);
+	self->regions[self->nregions].addr = area;
+	self->regions[self->nregions].len = 2 * huge;
+	self->regions[self->nregions++].guarded = false;
+	thp = (char *)(((uintptr_t)area + huge - 1) & ~(uintptr_t)(huge - 1));
+	if (madvise(thp, huge, MADV_HUGEPAGE))
+		SKIP(return, "MADV_HUGEPAGE: %s", strerror(errno));
+	memset(thp, 0x5a, huge);
+	if (anon_huge_kb(thp) != (long)(huge >> 10))
+		SKIP(return, "no THP for the region (AnonHugePages %ld kB)",
+		     anon_huge_kb(thp));
+	ASSERT_EQ(0, madvise(thp, huge, MADV_WIPEONFORK));
+
+	self->child = fork();
+	ASSERT_LE(0, self->child);
+	if (!self->child)
+		_exit(ksm_page_is_zero(thp) ? 0 : 1);
+	ASSERT_EQ(self->child, waitpid(self->child, &status, 0));
+	self->child = 0;
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		TH_LOG("the child's wiped THP region was not zero");
+	EXPECT_EQ((long)(huge >> 10), anon_huge_kb(thp))
+		TH_LOG("fork split the parent's huge PMD");
+	KSM_EXPECT("ksm_zero_pages", n);
 }
 
 /*
