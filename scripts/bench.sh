@@ -12,7 +12,8 @@
 #   REPS=N               repetitions per kernel (default 3; quick: 1)
 #   BENCH_QUICK=1        small sizes, for trying things out
 #   BENCH_ONLY=a,b       only these workloads (nodups, alldups, mix, scale,
-#                        threads, ksm_tests, corunner, mappers, vmas, thp)
+#                        threads, ksm_tests (or one of ksm_tests_P, _H, _D,
+#                        _C), corunner, mappers, vmas, thp)
 #   KSM_IMAGE=, STOCK_IMAGE=   use these bzImages instead of building
 #   TEST_TIMEOUT=SECS    bound of every wait inside a workload (default 900)
 #   GUEST_TIMEOUT=SECS   one guest boot (default 3600; quick: 900)
@@ -30,7 +31,7 @@ else
 fi
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "REPS must be a positive number (got '$REPS')"
 ONLY=${BENCH_ONLY:-}
-[[ $ONLY =~ ^[a-z0-9_,]*$ ]] || die "BENCH_ONLY may only contain a-z 0-9 _ , (got '$ONLY')"
+[[ $ONLY =~ ^[A-Za-z0-9_,]*$ ]] || die "BENCH_ONLY may only contain letters, digits, _ and , (got '$ONLY')"
 OUT=$BUILD/bench
 VARIANTS=(stock ksm)
 
