@@ -822,6 +822,21 @@ TEST_F_TIMEOUT(ksm_merge, use_zero_pages, 600)
 	EXPECT_EQ(0L, ksm_expect_proc_stat(_metadata, 0).zero_pages);
 }
 
+/* With use_zero_pages, @n zero-filled pages merged into KSM zero pages. */
+static char *zero_pages_merged(struct __test_metadata *_metadata,
+			       FIXTURE_DATA(ksm_merge) *self, size_t n)
+{
+	char *p;
+
+	ASSERT_EQ(0, ksm_write("use_zero_pages", "1"));
+	p = new_region(_metadata, self, n, MAP_PRIVATE);
+	memset(p, 0, n * self->ps);
+	mergeable(_metadata, p, n * self->ps);
+	KSM_RUN_PASSES(2);
+	KSM_EXPECT("ksm_zero_pages", n);
+	return p;
+}
+
 /*
  * A forked child inherits the KSM-placed zero pages: its ksm_stat starts
  * with the parent's ksm_zero_pages (unlike rmap_items / merging_pages,
@@ -831,14 +846,7 @@ TEST_F_TIMEOUT(ksm_merge, zero_pages_across_fork, 600)
 {
 	const size_t n = 8;
 	int status;
-	char *p;
-
-	ASSERT_EQ(0, ksm_write("use_zero_pages", "1"));
-	p = new_region(_metadata, self, n, MAP_PRIVATE);
-	memset(p, 0, n * self->ps);
-	mergeable(_metadata, p, n * self->ps);
-	KSM_RUN_PASSES(2);
-	KSM_EXPECT("ksm_zero_pages", n);
+	char *p = zero_pages_merged(_metadata, self, n);
 
 	/* ksmd is stopped: the child's counters can only come from fork. */
 	self->child = fork();
@@ -888,15 +896,10 @@ static long anon_huge_kb(void *addr)
 TEST_F_TIMEOUT(ksm_merge, fork_keeps_parent_thp, 600)
 {
 	const size_t n = 8, huge = 2 << 20;
-	char *p, *area, *thp;
+	char *area, *thp;
 	int status;
 
-	ASSERT_EQ(0, ksm_write("use_zero_pages", "1"));
-	p = new_region(_metadata, self, n, MAP_PRIVATE);
-	memset(p, 0, n * self->ps);
-	mergeable(_metadata, p, n * self->ps);
-	KSM_RUN_PASSES(2);
-	KSM_EXPECT("ksm_zero_pages", n);
+	zero_pages_merged(_metadata, self, n);
 
 	area = mmap(NULL, 2 * huge, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

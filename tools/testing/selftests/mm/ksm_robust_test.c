@@ -511,16 +511,46 @@ static void racer(struct race_state *st, int who, char *ref)
 	_exit(0);
 }
 
-TEST_F_TIMEOUT(ksm_robust, writes_racing_merges, 600)
+/*
+ * Once the holder and the second racer are ready, let ksmd race them for
+ * RACE_MIN_PASSES..RACE_MAX_PASSES passes, then stop and reap both; each
+ * must exit cleanly.
+ */
+static void race_ksmd(struct __test_metadata *_metadata,
+		      FIXTURE_DATA(ksm_robust) *self, struct race_state *st,
+		      const char *second)
 {
-	size_t ps = ksm_page_size(), i;
 	struct ksm_scan_run run = {
 		.min_passes = RACE_MIN_PASSES, .max_passes = RACE_MAX_PASSES,
 		.secs = RACE_SECS, .bound = KSM_SCAN_TIMEOUT_SEC,
 	};
+	int who, status, err;
+
+	while (__atomic_load_n(&st->ready, __ATOMIC_SEQ_CST) < 2)
+		usleep(1000);
+	err = ksm_run_scans(&run);
+	EXPECT_EQ(0, err) TH_LOG("ksmd: %lu passes, then none for %ds: %s",
+				 run.passes, KSM_SCAN_TIMEOUT_SEC, strerror(-err));
+	TH_LOG("%lu passes of ksmd in %.1f s", run.passes, run.elapsed);
+	EXPECT_LE(RACE_MIN_PASSES, run.passes);
+	st->stop = 1;
+	for (who = 0; who < 2; who++) {
+		ASSERT_EQ(self->children[who],
+			  waitpid(self->children[who], &status, 0));
+		self->children[who] = 0;
+		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+			TH_LOG("%s ended with status %#x",
+			       who ? second : "holder", status);
+	}
+	self->nchildren = 0;
+}
+
+TEST_F_TIMEOUT(ksm_robust, writes_racing_merges, 600)
+{
+	size_t ps = ksm_page_size(), i;
 	unsigned long cow0 = 0, cow1 = 0;
 	struct race_state *st;
-	int who, status, err;
+	int who;
 	char *ref;
 
 	st = mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE,
@@ -538,23 +568,9 @@ TEST_F_TIMEOUT(ksm_robust, writes_racing_merges, 600)
 			racer(st, who, ref);
 		self->children[self->nchildren++] = pid;
 	}
-	while (__atomic_load_n(&st->ready, __ATOMIC_SEQ_CST) < 2)
-		usleep(1000);
 	ASSERT_EQ(0, ksm_vmstat("cow_ksm", &cow0));
-	err = ksm_run_scans(&run);
-	EXPECT_EQ(0, err) TH_LOG("ksmd: %lu passes, then none for %ds: %s",
-				 run.passes, KSM_SCAN_TIMEOUT_SEC, strerror(-err));
+	race_ksmd(_metadata, self, st, "writer");
 	ASSERT_EQ(0, ksm_vmstat("cow_ksm", &cow1));
-	TH_LOG("%lu passes of ksmd in %.1f s", run.passes, run.elapsed);
-	EXPECT_LE(RACE_MIN_PASSES, run.passes);
-	st->stop = 1;
-	for (who = 0; who < 2; who++) {
-		ASSERT_EQ(self->children[who],
-			  waitpid(self->children[who], &status, 0));
-		self->children[who] = 0;
-		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
-	}
-	self->nchildren = 0;
 	TH_LOG("%ld holder and %ld writer rounds, %lu copy-on-write faults on KSM pages",
 	       st->rounds[0], st->rounds[1], cow1 - cow0);
 	EXPECT_EQ(0L, st->corrupt[0]) TH_LOG("holder saw its pages change");
@@ -613,13 +629,9 @@ static void odirect_reader(struct race_state *st, const char *ref,
 TEST_F_TIMEOUT(ksm_robust, odirect_reads_racing_merges, 600)
 {
 	size_t ps = ksm_page_size(), i, len = RACE_PAGES * ps;
-	struct ksm_scan_run run = {
-		.min_passes = RACE_MIN_PASSES, .max_passes = RACE_MAX_PASSES,
-		.secs = RACE_SECS, .bound = KSM_SCAN_TIMEOUT_SEC,
-	};
 	char dev[64], why[160], *ref, *dev_data;
 	struct race_state *st;
-	int who, status, err, fd;
+	int who, fd;
 
 	self->zram = ksm_zram_add(len, &self->zram_hot, dev, sizeof(dev),
 				  why, sizeof(why));
@@ -652,23 +664,7 @@ TEST_F_TIMEOUT(ksm_robust, odirect_reads_racing_merges, 600)
 			odirect_reader(st, ref, dev_data, fd);
 		self->children[self->nchildren++] = pid;
 	}
-	while (__atomic_load_n(&st->ready, __ATOMIC_SEQ_CST) < 2)
-		usleep(1000);
-	err = ksm_run_scans(&run);
-	EXPECT_EQ(0, err) TH_LOG("ksmd: %lu passes, then none for %ds: %s",
-				 run.passes, KSM_SCAN_TIMEOUT_SEC, strerror(-err));
-	TH_LOG("%lu passes of ksmd in %.1f s", run.passes, run.elapsed);
-	EXPECT_LE(RACE_MIN_PASSES, run.passes);
-	st->stop = 1;
-	for (who = 0; who < 2; who++) {
-		ASSERT_EQ(self->children[who],
-			  waitpid(self->children[who], &status, 0));
-		self->children[who] = 0;
-		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
-			TH_LOG("%s ended with status %#x",
-			       who ? "reader" : "holder", status);
-	}
-	self->nchildren = 0;
+	race_ksmd(_metadata, self, st, "reader");
 	TH_LOG("%ld holder and %ld reader rounds, %ld reads into KSM pages",
 	       st->rounds[0], st->rounds[1], st->merged_reads);
 	EXPECT_EQ(0L, st->corrupt[0]) TH_LOG("the holder saw O_DIRECT data");
