@@ -465,6 +465,20 @@ struct race_state {
 	volatile long merged_reads;	/* reader: reads into a KSM page */
 };
 
+/* A racer's own mergeable copy of @ref's RACE_PAGES pages; then ready. */
+static char *racer_join(struct race_state *st, const char *ref)
+{
+	char *p = ksm_map(RACE_PAGES);
+
+	if (p == MAP_FAILED)
+		_exit(90);
+	memcpy(p, ref, RACE_PAGES * ksm_page_size());
+	if (madvise(p, RACE_PAGES * ksm_page_size(), MADV_MERGEABLE))
+		_exit(91);
+	__atomic_add_fetch(&st->ready, 1, __ATOMIC_SEQ_CST);
+	return p;
+}
+
 /*
  * Holder: RACE_PAGES pages of content A(i), checked whole, over and over.
  * Writer: the same pages, whose first word it keeps flipping between
@@ -478,18 +492,15 @@ struct race_state {
 static void racer(struct race_state *st, int who, char *ref)
 {
 	size_t ps = ksm_page_size(), i;
-	char *p = ksm_map(RACE_PAGES);
 	long corrupt = 0, round = 0;
 	uint64_t *expect = malloc(RACE_PAGES * sizeof(*expect));
+	char *p;
 
-	if (p == MAP_FAILED || !expect)
+	if (!expect)
 		_exit(90);
 	for (i = 0; i < RACE_PAGES; i++)
 		expect[i] = *(uint64_t *)(ref + i * ps);
-	memcpy(p, ref, RACE_PAGES * ps);
-	if (madvise(p, RACE_PAGES * ps, MADV_MERGEABLE))
-		_exit(91);
-	__atomic_add_fetch(&st->ready, 1, __ATOMIC_SEQ_CST);
+	p = racer_join(st, ref);
 	while (!st->stop) {
 		for (i = 0; i < RACE_PAGES; i++) {
 			volatile uint64_t *word = (uint64_t *)(p + i * ps);
@@ -598,15 +609,9 @@ static void odirect_reader(struct race_state *st, const char *ref,
 			   const char *dev_data, int fd)
 {
 	size_t ps = ksm_page_size(), i;
-	char *p = ksm_map(RACE_PAGES);
 	long corrupt = 0, round = 0, merged = 0;
+	char *p = racer_join(st, ref);
 
-	if (p == MAP_FAILED)
-		_exit(90);
-	memcpy(p, ref, RACE_PAGES * ps);
-	if (madvise(p, RACE_PAGES * ps, MADV_MERGEABLE))
-		_exit(91);
-	__atomic_add_fetch(&st->ready, 1, __ATOMIC_SEQ_CST);
 	while (!st->stop) {
 		for (i = 0; i < RACE_PAGES; i++) {
 			char *page = p + i * ps;
