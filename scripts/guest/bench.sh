@@ -109,7 +109,9 @@ done
 
 # Parallel scanning: only where the kernel has a ksmd thread count knob.
 # Three full scans of 512 MiB: a second or more of scanning, so that the
-# 50 ms sampling and thread start-up are lost in it.
+# 50 ms sampling and thread start-up are lost in it.  Then the same 512 MiB
+# as 4 processes of one repeated byte: time to converge (merging, not only
+# scanning), with 1 and 2 threads.
 knob=
 for k in ksmd_threads scan_threads nr_scan_threads threads; do
 	[ -w /sys/kernel/mm/ksm/$k ] && knob=$k && break
@@ -118,6 +120,8 @@ if selected threads; then
 	if [ -n "$knob" ]; then
 		run threads_1 nodups -p 1 -m $THREADS_MIB -n 3 -k "$knob=1" $SCAN
 		run threads_2 nodups -p 1 -m $THREADS_MIB -n 3 -k "$knob=2" $SCAN
+		run threads_alldups1 alldups -p 4 -m $((THREADS_MIB / 4)) -k "$knob=1" $SCAN
+		run threads_alldups2 alldups -p 4 -m $((THREADS_MIB / 4)) -k "$knob=2" $SCAN
 	else
 		mark "BENCH threads_2 na no_thread_knob"
 	fi

@@ -56,6 +56,24 @@
  *   BENCHSAMPLE LABEL T_MS PAGES_SHARING SAVED_PAGES KSMD_CPU_MS FULL_SCANS
  *
  * "saved" pages are pages_sharing + ksm_zero_pages.
+ *
+ * Physical floor (nodups, alldups, mix): once every process has filled its
+ * memory and before ksmd starts, the processes one after the other (never
+ * two at once) each read their whole region once, every byte through 64-bit
+ * loads, timed by the reader's own CPU clock (CLOCK_THREAD_CPUTIME_ID, as
+ * ksmd's figure is its CPU time: time the host steals counts in neither).
+ * The keys
+ *
+ *   floor_ns_per_page  the sum of those times over the workload's pages:
+ *                      what reading each page ksmd will scan once costs
+ *   nodup_over_floor   nodups: ns_per_page (ksmd CPU per scanned page) over
+ *                      floor_ns_per_page
+ *   merge_over_floor   alldups, mix: converge_cpu_ms over the saved pages at
+ *                      that sample (ksmd CPU per merged page) over
+ *                      floor_ns_per_page
+ *
+ * are "-" when the floor could not be taken or ksmd CPU was below the
+ * resolution of its clock ticks.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -122,6 +140,7 @@ static struct {
 
 static size_t page_size;
 static long clk_tck;
+static volatile uint64_t floor_sink;	/* keeps read_once_ns()'s loads */
 static pid_t ksmd_pids[MAX_KSMD];
 static int nr_ksmd;
 
@@ -476,18 +495,43 @@ static void cgroups_setup(bool create)
 }
 
 /*
+ * The physical floor of one process: read every byte of [@mem, @mem + @len)
+ * once through 64-bit loads; returns the time it took, in ns.
+ */
+static double read_once_ns(const char *mem, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)mem;
+	size_t i, n = len / sizeof(*w);
+	struct timespec a, b;
+	uint64_t sum = 0;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+	for (i = 0; i < n; i++)
+		sum += w[i];
+	floor_sink = sum;	/* before the second clock read */
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+	return (b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec);
+}
+
+/*
  * Child: map, fill and mark mergeable, say "ready" on @ready_fd, then hold
  * the memory until @hold_fd reaches EOF (the parent closed it or died).
+ * With @go_fd >= 0 (the physical floor), first wait for one byte of @go_fd,
+ * read the whole region once and write the time it took (ns, a double) to
+ * @floor_fd; EOF on @go_fd skips that.  Each child reads one byte of
+ * @go_fd, and the parent writes the next only once the last time came, so
+ * the processes read one after the other.
  * mappers: a 'w' read from @hold_fd instead makes the child rewrite its
  * memory ('d'; process 0 leaves its last page 'e') and say "ready" again;
  * it then holds the memory until @hold2_fd reaches EOF.  Each child reads
  * one byte of @hold_fd, so one 'w' per child reaches every child once.
  */
 static int run_child(unsigned int proc, int ready_fd, int hold_fd,
-		     int hold2_fd)
+		     int hold2_fd, int go_fd, int floor_fd)
 {
 	size_t len = opt.mib << 20;
 	char *raw, *mem, byte;
+	double ns;
 
 	/* Before the first madvise: KSM records the cgroup then. */
 	if (opt.cgroups && join_cgroup(proc)) {
@@ -513,6 +557,15 @@ static int run_child(unsigned int proc, int ready_fd, int hold_fd,
 	/* the parent sees EOF if every other child is ready and one died */
 	if (opt.wl != WL_MAPPERS)
 		close(ready_fd);
+	if (go_fd >= 0) {
+		if (read(go_fd, &byte, 1) == 1) {
+			ns = read_once_ns(mem, len);
+			if (write(floor_fd, &ns, sizeof(ns)) != sizeof(ns))
+				return 1;
+		}
+		close(go_fd);
+		close(floor_fd);
+	}
 	if (read(hold_fd, &byte, 1) != 1 || byte != 'w')
 		return 0;
 	memset(mem, 'd', len);
@@ -540,6 +593,31 @@ static int wait_ready(int fd, int n)
 		    read(fd, &byte, 1) != 1)
 			break;
 	return got;
+}
+
+/*
+ * The physical floor, before ksmd starts: tell one process at a time (a
+ * byte on @go_fd) to read its region once, and wait for its time on
+ * @floor_fd before telling the next.  Returns the sum of the times over
+ * @pages (ns per page), -1 if a process did not answer within -t seconds.
+ */
+static double measure_floor(int go_fd, int floor_fd, long pages)
+{
+	struct pollfd pfd = { .fd = floor_fd, .events = POLLIN };
+	double ns, total = 0;
+	int i;
+
+	for (i = 0; i < opt.procs; i++) {
+		if (write(go_fd, "f", 1) != 1 ||
+		    poll(&pfd, 1, opt.timeout * 1000) <= 0 ||
+		    read(floor_fd, &ns, sizeof(ns)) != sizeof(ns)) {
+			fprintf(stderr, "ksm_bench: only %d of %d processes read their memory\n",
+				i, opt.procs);
+			return -1;
+		}
+		total += ns;
+	}
+	return total / pages;
 }
 
 /* Memory-bound loop: stream over 64 MiB, count bytes in *@counter. */
@@ -587,14 +665,18 @@ static double mib(long pages)
 	return pages * (double)page_size / (1 << 20);
 }
 
-/* Run ksmd for opt.scans full scans over random pages. */
-static int measure_nodups(long pages, long long slab0)
+/*
+ * Run ksmd for opt.scans full scans over random pages; @floor_ns: the
+ * physical floor per page (<= 0: none).
+ */
+static int measure_nodups(long pages, long long slab0, double floor_ns)
 {
 	long scans0 = ksm_read("full_scans"), scanned0 = ksm_read("pages_scanned");
 	double cpu0 = ksmd_cpu_ms(), t0 = now_ms();
 	long long slab;
 	struct sample s;
 	long scanned;
+	double ns;
 
 	ksm_write("run", "1");
 	do {
@@ -611,8 +693,13 @@ static int measure_nodups(long pages, long long slab0)
 	result("cpu_ms", "%.0f", s.cpu);
 	result("elapsed_ms", "%.0f", s.t);
 	if (scanned > 0) {
-		result("ns_per_page", "%.1f", s.cpu * 1e6 / scanned);
+		ns = s.cpu * 1e6 / scanned;
+		result("ns_per_page", "%.1f", ns);
 		result("pages_per_sec", "%.0f", scanned * 1e3 / s.t);
+		if (floor_ns > 0 && ns > 0)
+			result("nodup_over_floor", "%.2f", ns / floor_ns);
+		else
+			result("nodup_over_floor", "-");
 	}
 	if (slab >= 0 && slab0 >= 0)
 		result("meta_bytes_per_page", "%.1f",
@@ -624,9 +711,10 @@ static int measure_nodups(long pages, long long slab0)
  * Run ksmd until the savings did not change over a whole full scan (at
  * least 3 full scans, at most opt.scans).  Converged: the first full scan
  * at whose end the savings were within 0.1% of the final figure; CPU and
- * time to converge: at the first sample that reached it.
+ * time to converge: at the first sample that reached it.  @floor_ns: the
+ * physical floor per page (<= 0: none).
  */
-static int measure_converge(long pages, long long slab0)
+static int measure_converge(long pages, long long slab0, double floor_ns)
 {
 	long scans0 = ksm_read("full_scans"), last_scan = 0, final;
 	double cpu0 = ksmd_cpu_ms(), t0 = now_ms();
@@ -694,6 +782,12 @@ static int measure_converge(long pages, long long slab0)
 		result("converge_cpu_ms", "-");
 		result("converge_ms", "-");
 	}
+	/* ksmd CPU per page merged when it converged, over the floor */
+	if (final > 0 && floor_ns > 0 && ss[i].cpu > 0 && ss[i].saved > 0)
+		result("merge_over_floor", "%.2f",
+		       ss[i].cpu * 1e6 / ss[i].saved / floor_ns);
+	else
+		result("merge_over_floor", "-");
 	result("cpu_ms", "%.0f", ss[n - 1].cpu);
 	if (slab >= 0 && slab0 >= 0)
 		result("meta_bytes_per_page", "%.1f",
@@ -810,6 +904,7 @@ static void step_result(const char *name, const struct step *st)
 
 static void on_alarm(int sig)
 {
+	(void)sig;
 }
 
 /*
@@ -1166,10 +1261,11 @@ static void usage(const char *prog)
 int main(int argc, char **argv)
 {
 	int ready[2], hold[2], hold2[2], c, i, ret = 0, got;
+	int go[2] = { -1, -1 }, fl[2] = { -1, -1 };
 	volatile uint64_t *counter = NULL;
+	double t0, floor_ns = -1;
 	pid_t streamer = 0;
 	long long slab0;
-	double t0;
 	long pages;
 
 	page_size = sysconf(_SC_PAGESIZE);
@@ -1272,6 +1368,12 @@ int main(int argc, char **argv)
 		perror("ksm_bench: pipe");
 		return 1;
 	}
+	/* the physical floor: go[] to the processes, fl[] their times */
+	if ((opt.wl == WL_NODUPS || opt.wl == WL_ALLDUPS || opt.wl == WL_MIX) &&
+	    (pipe(go) || pipe(fl))) {
+		perror("ksm_bench: pipe");
+		return 1;
+	}
 	if (opt.wl == WL_CORUNNER) {
 		counter = mmap(NULL, sizeof(*counter), PROT_READ | PROT_WRITE,
 			       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1309,12 +1411,22 @@ int main(int argc, char **argv)
 			close(ready[0]);
 			close(hold[1]);
 			close(hold2[1]);
-			_exit(run_child(i, ready[1], hold[0], hold2[0]));
+			/* no EOF on go[0] while any process holds go[1] */
+			if (go[1] >= 0) {
+				close(go[1]);
+				close(fl[0]);
+			}
+			_exit(run_child(i, ready[1], hold[0], hold2[0], go[0],
+					fl[1]));
 		}
 	}
 	close(ready[1]);
 	close(hold[0]);
 	close(hold2[0]);
+	if (go[1] >= 0) {
+		close(go[0]);
+		close(fl[1]);
+	}
 
 	/* bounded wait for every process to fill its memory */
 	got = wait_ready(ready[0], opt.procs + !!streamer);
@@ -1327,15 +1439,22 @@ int main(int argc, char **argv)
 	pages = opt.procs * (long)((opt.mib << 20) / page_size);
 	result("fill_ms", "%.0f", now_ms() - t0);
 	result("anon_huge_mib", "%ld", meminfo_kb("AnonHugePages") / 1024);
+	if (go[1] >= 0) {
+		floor_ns = measure_floor(go[1], fl[0], pages);
+		if (floor_ns > 0)
+			result("floor_ns_per_page", "%.1f", floor_ns);
+		else
+			result("floor_ns_per_page", "-");
+	}
 	slab0 = ksm_slab_bytes();
 
 	switch (opt.wl) {
 	case WL_NODUPS:
-		ret = measure_nodups(pages, slab0);
+		ret = measure_nodups(pages, slab0, floor_ns);
 		break;
 	case WL_ALLDUPS:
 	case WL_MIX:
-		ret = measure_converge(pages, slab0);
+		ret = measure_converge(pages, slab0, floor_ns);
 		break;
 	case WL_CORUNNER:
 		ret = measure_corunner(counter);
@@ -1349,6 +1468,10 @@ int main(int argc, char **argv)
 out:
 	close(hold[1]);
 	close(hold2[1]);
+	if (go[1] >= 0) {
+		close(go[1]);
+		close(fl[0]);
+	}
 	if (streamer)
 		kill(streamer, SIGKILL);
 	while (wait(NULL) > 0)
