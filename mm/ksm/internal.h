@@ -36,8 +36,14 @@
  * 2. ksm_ctx.lock (mutex): the engine lock. It owns both trees, every
  *    stable node, every rmap item's tree state, the block dispenser
  *    (ksm_ctx.scan) and the global counters. ksmd threads take it per page
- *    for the tree work only: page table walks and hashing run without it.
- *    Code that needs it asserts it with ksm_assert_locked().
+ *    for the tree work only: page table walks, hashing, and merges into a
+ *    KSM page found in the stable tree or into the zero page run without
+ *    it (they touch only the thread's own item, in no tree, and the pages,
+ *    under the locks below), and retake it to record the merge. Making a
+ *    new KSM page of two unstable pages stays under it: the twin's item
+ *    belongs to another block, maybe another thread's. Code that needs it
+ *    asserts it with ksm_assert_locked(); the merges that must run without
+ *    it assert that with lockdep_assert_not_held().
  * 3. mmap_lock of a scanned mm (read): taken per mm while looking at its
  *    VMAs and page tables. madvise() and prctl() arrive here with it held
  *    for write and never take ksm_ctx.lock; the one exception, moving an
@@ -45,7 +51,9 @@
  *    ksm_engine_lock(), then mmap_lock for read, like ksmd.
  * 4. folio lock of a KSM folio: guards its stable node's mapper array, so
  *    that rmap_walk_ksm() (which holds only the folio lock) sees an array
- *    nobody is changing.
+ *    nobody is changing; and a merge into the KSM page, which sleeps for
+ *    it (threads merging into one KSM page queue here), then only tries
+ *    the folio lock of the page it merges (merge.c).
  * 5. anon_vma lock, page table lock: taken by the core mm helpers we call.
  * 6. ksm_ctx.mm_list_lock (spinlock): the list and hash of registered mms,
  *    and each mm's count of claimed blocks. Innermost; nothing is taken
@@ -339,7 +347,8 @@ struct ksm_knobs {
  * @rmap_items: rmap items allocated.
  * @chains: contents with more than one KSM page.
  * @chain_copies: KSM pages belonging to such contents.
- * @huge_split: large folios split to merge their pages.
+ * @huge_split: large folios split to merge their pages; counted outside
+ *              ksm_ctx.lock, by merges that run without it.
  * @huge_kept: times a large folio was left whole, too few pages merging.
  */
 struct ksm_stats {
@@ -351,7 +360,7 @@ struct ksm_stats {
 	unsigned long rmap_items;
 	unsigned long chains;
 	unsigned long chain_copies;
-	unsigned long huge_split;
+	atomic_long_t huge_split;
 	unsigned long huge_kept;
 };
 
@@ -517,7 +526,8 @@ struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid);
 bool ksm_stable_has_hash(u64 hash, int nid);
 struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
 					  u64 domain);
-int ksm_stable_make_room(struct ksm_stable_node *node);
+int ksm_stable_join(struct folio *kfolio, struct ksm_rmap_item *item,
+		    bool forked);
 void ksm_stable_add_item(struct ksm_stable_node *node,
 			 struct ksm_rmap_item *item);
 void ksm_stable_remove_item(struct ksm_rmap_item *item);

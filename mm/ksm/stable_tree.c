@@ -494,7 +494,7 @@ struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
  * Context: ksm_ctx.lock and the KSM folio lock held; may sleep.
  * Return: 0, or -ENOMEM.
  */
-int ksm_stable_make_room(struct ksm_stable_node *node)
+static int ksm_stable_make_room(struct ksm_stable_node *node)
 {
 	ksm_assert_locked();
 	if (node->nr_items < node->capacity)
@@ -528,6 +528,38 @@ void ksm_stable_add_item(struct ksm_stable_node *node,
 	item->state = KSM_ITEM_STABLE;
 	item->mm->ksm_merging_pages++;
 	ksm_node_note_gained(node);
+}
+
+/**
+ * ksm_stable_join() - record a mapper just merged into a KSM folio
+ * @kfolio: the KSM folio, referenced by the caller, not locked.
+ * @item: the mapper's item, state KSM_ITEM_NEW, ->anon_vma pinned.
+ * @forked: the page merged was @kfolio itself (a mapping fork copied),
+ *          which its node takes even when full.
+ *
+ * The merge ran without ksm_ctx.lock, so the folio may have lost its node
+ * since ksm_stable_lookup() picked it, and other threads may have filled
+ * the node up to max_page_sharing meanwhile.
+ *
+ * Context: ksm_ctx.lock held; takes the folio lock; may sleep.
+ * Return: 0; -EAGAIN when the folio has no node or its node is full (the
+ * caller unmerges); -ENOMEM.
+ */
+int ksm_stable_join(struct folio *kfolio, struct ksm_rmap_item *item,
+		    bool forked)
+{
+	struct ksm_stable_node *node;
+	int err = -EAGAIN;
+
+	ksm_assert_locked();
+	folio_lock(kfolio);
+	node = ksm_folio_node(kfolio);
+	if (node && (forked || node->nr_items < ksm_node_full_at()))
+		err = ksm_stable_make_room(node);
+	if (!err)
+		ksm_stable_add_item(node, item);
+	folio_unlock(kfolio);
+	return err;
 }
 
 /*

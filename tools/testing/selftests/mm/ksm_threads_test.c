@@ -356,4 +356,90 @@ TEST_F_TIMEOUT(ksm_threads, exit_while_claimed, 600)
 	expect_alone(_metadata, self);
 }
 
+/* Mappers per KSM page in joins_respect_max_page_sharing. */
+#define JOIN_MAX_SHARING	16
+
+static int pfn_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Frames mapping our NPAGES pages: how many distinct ones, and the most
+ * pages one of them maps.
+ */
+static int count_frames(const char *p, size_t *frames, size_t *most)
+{
+	uint64_t *pfn = calloc(NPAGES, sizeof(*pfn));
+	size_t i, run = 0;
+
+	if (!pfn)
+		return -ENOMEM;
+	for (i = 0; i < NPAGES; i++) {
+		int err = ksm_pfn(p + i * ksm_page_size(), &pfn[i]);
+
+		if (err) {
+			free(pfn);
+			return err;
+		}
+	}
+	qsort(pfn, NPAGES, sizeof(*pfn), pfn_cmp);
+	*frames = 0;
+	*most = 0;
+	for (i = 0; i < NPAGES; i++) {
+		run = i && pfn[i] == pfn[i - 1] ? run + 1 : 1;
+		*frames += run == 1;
+		if (run > *most)
+			*most = run;
+	}
+	free(pfn);
+	return 0;
+}
+
+/*
+ * Four threads merge pages of one content into the same KSM pages at
+ * once, outside the engine lock: max_page_sharing still holds exactly
+ * (a join that finds its KSM page filled meanwhile is undone and retried
+ * on a later pass), and every page ends up merged.
+ */
+TEST_F_TIMEOUT(ksm_threads, joins_respect_max_page_sharing, 600)
+{
+	const unsigned long want_shared = NPAGES / JOIN_MAX_SHARING;
+	size_t i, frames, most;
+	int err, pass;
+
+	ASSERT_EQ(0, ksm_write_ul("max_page_sharing", JOIN_MAX_SHARING));
+	ASSERT_EQ(0, ksm_write("ksmd_threads", "4"));
+	ASSERT_EQ(0, ksm_write("pages_to_scan", "1000"));
+	self->mine = ksm_map(NPAGES);
+	ASSERT_NE(MAP_FAILED, self->mine);
+	for (i = 0; i < NPAGES; i++)
+		ksm_fill_page(self->mine + i * ksm_page_size(), self->base);
+	ASSERT_EQ(0, madvise(self->mine, NPAGES * ksm_page_size(),
+			     MADV_MERGEABLE));
+
+	/* Two passes merge all but the joins that lost a race; a few more. */
+	KSM_RUN_PASSES(2);
+	for (pass = 0; pass < 8; pass++) {
+		if (ksm_get("pages_sharing") == NPAGES - want_shared)
+			break;
+		KSM_RUN_PASSES(1);
+	}
+	KSM_EXPECT("pages_shared", want_shared);
+	KSM_EXPECT("pages_sharing", NPAGES - want_shared);
+	KSM_EXPECT("stable_node_chains", 1);
+	KSM_EXPECT("stable_node_dups", want_shared);
+	EXPECT_EQ((long)NPAGES, ksm_read_merging_pages(0));
+
+	err = count_frames(self->mine, &frames, &most);
+	if (err == -EPERM)
+		SKIP(return, "PFNs hidden in /proc/self/pagemap");
+	ASSERT_EQ(0, err);
+	EXPECT_EQ(want_shared, frames);
+	EXPECT_EQ((size_t)JOIN_MAX_SHARING, most);
+	EXPECT_TRUE(ksm_pages_match(self->mine, NPAGES, self->base));
+}
+
 TEST_HARNESS_MAIN
