@@ -9,9 +9,10 @@
  * a list of their own (ksm_mm.blocks), so a thread owns the list of the
  * block it claimed and threads never share a cursor.
  *
- * A page of a claimed block is visited in three steps:
+ * A page of a claimed block is visited in four steps:
  *
- * 1. a page table walk under the mmap_lock finds it (with a reference);
+ * 1. a page table walk under the mmap_lock finds it (with a reference),
+ *    with the pages that follow it (see KSM_BATCH);
  * 2. with no lock held, it gets its rmap item (the block's list belongs
  *    to the thread) and its content is hashed, unless it looks still
  *    merged or due for a smart-scan skip;
@@ -44,14 +45,29 @@
 #include <trace/events/ksm.h>
 
 /*
- * Pages collected by one page table walk. A collected page is only a
- * snapshot: by the time it is visited, its PTE may already map a private
- * copy made by a write fault, and a "still merged" verdict from a stale
- * snapshot can outlive the pass that was meant to notice the write. One
- * page per walk keeps every visit right next to its walk, as user space
- * expects when it waits for a full scan after writing.
+ * Pages collected by one page table walk, then visited one after the
+ * other: one walk, one mmap_lock round trip and one page table lock hold
+ * per KSM_BATCH pages rather than per page.
+ *
+ * A collected page is a snapshot, and only a page that nothing but its PTE
+ * can change is batched: an exclusive anonymous page (PageAnonExclusive)
+ * of a small folio. A write changes such a page in place, as it would
+ * between a walk and a visit of one page; the PTE can only go away (unmap,
+ * reclaim), and whatever the visit decides is then checked where it
+ * matters: a merge finds the PTE no longer mapping the page and gives up,
+ * a twin found in the unstable tree is looked up anew. Any other page is
+ * collected only first, by a walk of its own that ends with it, right
+ * before its visit: a KSM page, whose verdict "still merged" rests on the
+ * snapshot alone (a write fault that copied it after the walk would go
+ * unnoticed for a pass, while user space expects a full scan after a
+ * write to see it); a page shared since fork, which a write fault may copy
+ * just as well; and a large folio, which a merge may split (a split needs
+ * our reference to be the only extra one).
+ *
+ * 32 pages: 512 bytes of stack, and at most 31 extra frames per thread
+ * pinned from migration and compaction at a time.
  */
-#define KSM_BATCH	1
+#define KSM_BATCH	32
 
 /**
  * struct ksm_page_batch - anonymous pages found by one walk
@@ -83,23 +99,27 @@ static struct folio *ksm_scan_candidate(struct page *page)
 }
 
 /*
- * Add @page to the batch. A large folio ends the batch: it may be split
- * when merged, which needs our reference to be the only extra one.
- * Returns true when the walk must stop.
+ * Add @page to the batch; a page that must go alone (see KSM_BATCH) only
+ * as the first page, and then it closes the batch. Returns true when the
+ * walk must stop.
  */
 static bool ksm_batch_add(struct ksm_page_batch *batch, struct page *page,
 			  unsigned long addr)
 {
 	struct folio *folio = page_folio(page);
+	bool alone = folio_test_large(folio) || folio_test_ksm(folio) ||
+		     !PageAnonExclusive(page);
 
-	if (folio_test_large(folio) && batch->nr) {
+	if (alone && batch->nr) {
 		batch->next = addr;
 		return true;
 	}
 	folio_get(folio);
 	batch->addr[batch->nr] = addr;
 	batch->page[batch->nr++] = page;
-	if (folio_test_large(folio) || batch->nr == batch->max) {
+	if (alone)
+		batch->max = batch->nr;
+	if (batch->nr == batch->max) {
 		batch->next = addr + PAGE_SIZE;
 		return true;
 	}
@@ -174,19 +194,21 @@ static const struct mm_walk_ops ksm_batch_ops = {
 };
 
 /*
- * Find the first anonymous page of @mm in a mergeable VMA at or after
- * *@from and before @end, and move *@from past it. Returns the page, with
- * a reference, and its address in *@addr; NULL when there is none. The
- * walk skips unpopulated page tables whole, so holes cost little.
+ * Collect up to @batch->max anonymous pages of @mm in mergeable VMAs at or
+ * after *@from and before @end, in address order, and move *@from past the
+ * last. The pages come with a reference each. Returns how many; none when
+ * there are none left. The walk skips unpopulated page tables whole, so
+ * holes cost little.
  */
-static struct page *ksm_find_page(struct mm_struct *mm, unsigned long *from,
-				  unsigned long end, unsigned long *addr)
+static unsigned int ksm_find_pages(struct mm_struct *mm, unsigned long *from,
+				   unsigned long end,
+				   struct ksm_page_batch *batch)
 {
 	VMA_ITERATOR(vmi, mm, *from);
-	struct ksm_page_batch batch = { .max = KSM_BATCH };
 	struct vm_area_struct *vma;
 	unsigned long stop;
 
+	batch->nr = 0;
 	mmap_read_lock(mm);
 	for_each_vma_range(vmi, vma, end) {
 		if (ksm_mm_exiting(mm))
@@ -194,32 +216,42 @@ static struct page *ksm_find_page(struct mm_struct *mm, unsigned long *from,
 		if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
 			continue;
 		stop = min(vma->vm_end, end);
-		batch.next = stop;
+		batch->next = stop;
 		walk_page_range_vma(vma, max(*from, vma->vm_start), stop,
-				    &ksm_batch_ops, &batch);
-		*from = batch.next;
-		if (batch.nr)
+				    &ksm_batch_ops, batch);
+		*from = batch->next;
+		/* Stopped before the VMA's end: full, or a page goes alone. */
+		if (batch->next < stop || batch->nr == batch->max)
 			break;
 	}
 	mmap_read_unlock(mm);
+	return batch->nr;
+}
 
-	if (!batch.nr)
+/*
+ * The first anonymous page of @mm in a mergeable VMA at or after *@from,
+ * as ksm_find_pages(); its address in *@addr. NULL when there is none.
+ */
+static struct page *ksm_find_page(struct mm_struct *mm, unsigned long *from,
+				  unsigned long end, unsigned long *addr)
+{
+	struct ksm_page_batch batch = { .max = 1 };
+
+	if (!ksm_find_pages(mm, from, end, &batch))
 		return NULL;
 	*addr = batch.addr[0];
 	return batch.page[0];
 }
 
-/* The next page of @claim's block, as ksm_find_page(). */
-static struct page *ksm_claim_next_page(struct ksm_claim *claim,
-					unsigned long *addr)
+/* The next pages of @claim's block, as ksm_find_pages(). */
+static unsigned int ksm_claim_next_pages(struct ksm_claim *claim,
+					 struct ksm_page_batch *batch)
 {
-	struct page *page;
-
-	page = ksm_find_page(claim->slot->slot.mm, &claim->address,
-			     claim->end, addr);
-	if (!page)
-		claim->address = claim->end;
-	return page;
+	if (ksm_find_pages(claim->slot->slot.mm, &claim->address, claim->end,
+			   batch))
+		return batch->nr;
+	claim->address = claim->end;
+	return 0;
 }
 
 /* Index of @claim's block in its mm's ->blocks. */
@@ -952,8 +984,8 @@ static void ksm_scan_page(struct ksm_claim *claim, struct page *page,
  */
 int ksm_scan_batch(struct ksm_claim *claim, unsigned int nr_pages)
 {
-	unsigned long addr;
-	struct page *page;
+	struct ksm_page_batch batch;
+	unsigned int i;
 	int err = 0;
 
 	lockdep_assert_held_read(&ksm_ctx.scan_sem);
@@ -965,17 +997,19 @@ int ksm_scan_batch(struct ksm_claim *claim, unsigned int nr_pages)
 			if (err)
 				break;
 		}
-		page = ksm_claim_next_page(claim, &addr);
-		if (!page) {
+		batch.max = min(nr_pages, KSM_BATCH);
+		if (!ksm_claim_next_pages(claim, &batch)) {
 			mutex_lock(&ksm_ctx.lock);
 			ksm_claim_finish(claim);
 			mutex_unlock(&ksm_ctx.lock);
 			continue;
 		}
-		ksm_scan_page(claim, page, addr);
-		put_page(page);
-		nr_pages--;
-		cond_resched();
+		for (i = 0; i < batch.nr; i++) {
+			ksm_scan_page(claim, batch.page[i], batch.addr[i]);
+			put_page(batch.page[i]);
+			cond_resched();
+		}
+		nr_pages -= batch.nr;
 	}
 	if (claim->slot) {
 		mutex_lock(&ksm_ctx.lock);
