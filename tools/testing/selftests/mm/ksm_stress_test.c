@@ -589,6 +589,42 @@ struct region {
 	unsigned char *scratch;
 };
 
+/*
+ * Flush every TLB entry of this mm on every CPU: on x86, unmapping more
+ * than tlb_single_page_flush_ceiling (33) pages flushes the whole mm.
+ */
+static void flush_own_tlb(void)
+{
+	size_t len = 64 * PS;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return;
+	memset(p, 1, len);	/* present PTEs, so the unmap must flush */
+	munmap(p, len);
+}
+
+/*
+ * Read a bad page again once no TLB entry can be stale: the same bytes
+ * mean its PTE maps the wrong frame, the expected ones that the first
+ * read went through a stale TLB entry.
+ */
+static void report_after_flush(const char *addr, const unsigned char *found,
+			       const unsigned char *exp)
+{
+	static unsigned char again[65536];
+
+	if (sizeof(again) < PS)
+		return;
+	flush_own_tlb();
+	memcpy(again, addr, PS);
+	printf("#   after a full TLB flush the page reads %s\n",
+	       !memcmp(again, found, PS) ? "the same (the PTE maps the wrong frame)" :
+	       !memcmp(again, exp, PS) ? "the expected bytes (a stale TLB entry was read)" :
+	       "something else again");
+}
+
 static void report_corruption(const struct region *r, size_t i,
 			      const unsigned char *found,
 			      const unsigned char *exp, bool zero_ok)
@@ -638,6 +674,7 @@ static void report_corruption(const struct region *r, size_t i,
 	       (unsigned long long)e, !!(e & PM_PRESENT), !!(e & PM_SWAP),
 	       !!(e & PM_EXCLUSIVE), (unsigned long long)(e & PM_PFN_MASK),
 	       (unsigned long long)((e & PM_PRESENT) ? kpageflags(e & PM_PFN_MASK) : 0));
+	report_after_flush(r->pg[i].addr, found, exp);
 	fflush(stdout);
 }
 
