@@ -29,10 +29,12 @@
  * 1. ksm_ctx.scan_sem (rw_semaphore): the scanner gate. Every ksmd thread
  *    holds it for read over one scan batch; code that needs the engine
  *    quiet (sysfs writes that change how merging works, run=2, moving an
- *    mm to another domain, memory hot-remove) holds it for write, and then
- *    also ksm_ctx.lock: ksm_engine_lock(). Between batches a ksmd thread
- *    holds nothing: its unfinished block is parked (see scan.c), so a
- *    writer finds every item on its mm's block lists.
+ *    mm to another domain) holds it for write, and then also
+ *    ksm_ctx.lock: ksm_engine_lock(). Between batches a ksmd thread holds
+ *    nothing: its unfinished block is parked (see scan.c), so a writer
+ *    finds every item on its mm's block lists. Memory hot-remove takes
+ *    only ksm_ctx.lock: offlining has migrated every KSM page in use out
+ *    of the range, so only nodes of freed folios point into it (hotplug.c).
  * 2. ksm_ctx.lock (mutex): the engine lock. It owns both trees, every
  *    stable node, every rmap item's tree state, the block dispenser
  *    (ksm_ctx.scan) and the global counters. ksmd threads take it per page
