@@ -174,6 +174,9 @@ static inline void ksm_item_set_pgoff(struct ksm_rmap_item *item,
  * @copies: the KSM pages with this content (struct ksm_stable_node).
  * @nr_copies: length of @copies; more than one forms a chain.
  * @nid: index of the stable tree holding @node.
+ * @joining: merges into one of @copies decided under ksm_ctx.lock and
+ *           running without it, not recorded yet (at most one per ksmd
+ *           thread); counted against the room of the copy they go to.
  * @domain: the merge domain the content belongs to (see domain.c);
  *          @hash already includes it.
  *
@@ -185,7 +188,8 @@ struct ksm_stable_key {
 	u64 hash;
 	struct list_head copies;
 	unsigned int nr_copies;
-	int nid;
+	u16 nid;
+	u16 joining;
 	u64 domain;
 };
 
@@ -528,6 +532,8 @@ struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid);
 bool ksm_stable_has_hash(u64 hash, int nid);
 struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
 					  u64 domain);
+void ksm_stable_reserve(struct folio *kfolio);
+void ksm_stable_unreserve(struct folio *kfolio);
 int ksm_stable_join(struct folio *kfolio, struct ksm_rmap_item *item,
 		    bool forked);
 void ksm_stable_add_item(struct ksm_stable_node *node,

@@ -622,8 +622,11 @@ static void ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
 	err = ksm_item_merge(item, page, &kfolio->page);
 	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(page), item,
 				      item->mm, err);
-	if (!err) {
-		mutex_lock(&ksm_ctx.lock);
+	mutex_lock(&ksm_ctx.lock);
+	if (err) {
+		ksm_stable_unreserve(kfolio);
+		mutex_unlock(&ksm_ctx.lock);
+	} else {
 		err = ksm_stable_join(kfolio, item, page == &kfolio->page);
 		mutex_unlock(&ksm_ctx.lock);
 		if (err)
@@ -895,8 +898,10 @@ static enum ksm_scan_plan ksm_scan_visit(struct ksm_rmap_item *item,
 	if (*kfolio) {
 		item->hash = hash;
 		item->hashed = true;
-		if (ksm_huge_merge_pays(page, item->mm, addr, NULL, NULL, 0))
+		if (ksm_huge_merge_pays(page, item->mm, addr, NULL, NULL, 0)) {
+			ksm_stable_reserve(*kfolio);
 			return KSM_PLAN_JOIN;
+		}
 		folio_put(*kfolio);
 		return KSM_PLAN_DONE;	/* retry next pass */
 	}
