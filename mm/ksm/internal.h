@@ -38,14 +38,8 @@
  * 2. ksm_ctx.lock (mutex): the engine lock. It owns both trees, every
  *    stable node, every rmap item's tree state, the block dispenser
  *    (ksm_ctx.scan) and the global counters. ksmd threads take it per page
- *    for the tree work only: page table walks, hashing, and merges into a
- *    KSM page found in the stable tree or into the zero page run without
- *    it (they touch only the thread's own item, in no tree, and the pages,
- *    under the locks below), and retake it to record the merge. Making a
- *    new KSM page of two unstable pages stays under it: the twin's item
- *    belongs to another block, maybe another thread's. Code that needs it
- *    asserts it with ksm_assert_locked(); the merges that must run without
- *    it assert that with lockdep_assert_not_held().
+ *    for the tree work only: page table walks and hashing run without it.
+ *    Code that needs it asserts it with ksm_assert_locked().
  * 3. mmap_lock of a scanned mm (read): taken per mm while looking at its
  *    VMAs and page tables. madvise() and prctl() arrive here with it held
  *    for write and never take ksm_ctx.lock; the one exception, moving an
@@ -53,9 +47,7 @@
  *    ksm_engine_lock(), then mmap_lock for read, like ksmd.
  * 4. folio lock of a KSM folio: guards its stable node's mapper array, so
  *    that rmap_walk_ksm() (which holds only the folio lock) sees an array
- *    nobody is changing; and a merge into the KSM page, which sleeps for
- *    it (threads merging into one KSM page queue here), then only tries
- *    the folio lock of the page it merges (merge.c).
+ *    nobody is changing.
  * 5. anon_vma lock, page table lock: taken by the core mm helpers we call.
  * 6. ksm_ctx.mm_list_lock (spinlock): the list and hash of registered mms,
  *    and each mm's count of claimed blocks. Innermost; nothing is taken
@@ -174,9 +166,6 @@ static inline void ksm_item_set_pgoff(struct ksm_rmap_item *item,
  * @copies: the KSM pages with this content (struct ksm_stable_node).
  * @nr_copies: length of @copies; more than one forms a chain.
  * @nid: index of the stable tree holding @node.
- * @joining: merges into one of @copies decided under ksm_ctx.lock and
- *           running without it, not recorded yet (at most one per ksmd
- *           thread); counted against the room of the copy they go to.
  * @domain: the merge domain the content belongs to (see domain.c);
  *          @hash already includes it.
  *
@@ -188,8 +177,7 @@ struct ksm_stable_key {
 	u64 hash;
 	struct list_head copies;
 	unsigned int nr_copies;
-	u16 nid;
-	u16 joining;
+	int nid;
 	u64 domain;
 };
 
@@ -353,8 +341,7 @@ struct ksm_knobs {
  * @rmap_items: rmap items allocated.
  * @chains: contents with more than one KSM page.
  * @chain_copies: KSM pages belonging to such contents.
- * @huge_split: large folios split to merge their pages; counted outside
- *              ksm_ctx.lock, by merges that run without it.
+ * @huge_split: large folios split to merge their pages.
  * @huge_kept: times a large folio was left whole, too few pages merging.
  */
 struct ksm_stats {
@@ -366,7 +353,7 @@ struct ksm_stats {
 	unsigned long rmap_items;
 	unsigned long chains;
 	unsigned long chain_copies;
-	atomic_long_t huge_split;
+	unsigned long huge_split;
 	unsigned long huge_kept;
 };
 
@@ -532,10 +519,7 @@ struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid);
 bool ksm_stable_has_hash(u64 hash, int nid);
 struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
 					  u64 domain);
-void ksm_stable_reserve(struct folio *kfolio);
-void ksm_stable_unreserve(struct folio *kfolio);
-int ksm_stable_join(struct folio *kfolio, struct ksm_rmap_item *item,
-		    bool forked);
+int ksm_stable_make_room(struct ksm_stable_node *node);
 void ksm_stable_add_item(struct ksm_stable_node *node,
 			 struct ksm_rmap_item *item);
 void ksm_stable_remove_item(struct ksm_rmap_item *item);

@@ -5,9 +5,8 @@
  * Merging one page into a KSM page (or the zero page) is always the same
  * steps, with one TLB flush:
  *
- * 1. lock the KSM folio (see ksm_kfolio_lock_dirty()), then the page's
- *    folio (trylock: ksmd never waits for a busy page), splitting it if it
- *    is large;
+ * 1. lock the page's folio (trylock: ksmd never waits for a busy page) and
+ *    split it if it is large; trylock the KSM folio;
  * 2. under the page table lock, clear the PTE and flush it, and prove
  *    nobody can write to the page behind the page tables: the refcount
  *    must equal mappers + our reference + swap cache. A pinned page
@@ -22,11 +21,9 @@
  * Unmerging is left to the fault handler: an FAULT_FLAG_UNSHARE fault on a
  * KSM page gives the mm its own copy.
  *
- * Callers hold the mm's mmap_lock: ksmd for read, with or without
- * ksm_ctx.lock (see "Locking" in internal.h); the madvise() and prctl()
- * paths, which call the unmerge helpers, for write. Nothing here needs
- * ksm_ctx.lock: what a merge changes is guarded by the folio locks and the
- * page table lock.
+ * Callers hold the mm's mmap_lock (read) and ksm_ctx.lock, except the
+ * unmerge helpers, which the madvise() and prctl() paths call with
+ * mmap_lock held for write and without ksm_ctx.lock.
  */
 
 #include <linux/highmem.h>
@@ -328,7 +325,7 @@ static int ksm_split_folio(struct vm_area_struct *vma, struct page *page)
 	end = start + folio_size(folio);
 	if (split_huge_page(page))
 		return -EBUSY;
-	atomic_long_inc(&ksm_ctx.stats.huge_split);
+	ksm_ctx.stats.huge_split++;
 	ksm_claim_split_zero_pages(vma, start, end);
 	return 0;
 }
@@ -358,18 +355,14 @@ static int ksm_lock_small(struct vm_area_struct *vma, struct page *page)
  * Under the folio lock, madvise_free_pte_range() (which clears the dirty
  * flag only while the folio has a single mapper, and under the same lock)
  * and reclaim either finish before us or see the new mapper and a dirty
- * folio.
- *
- * This lock is waited for, unlike the lock of the page being merged:
- * ksmd threads merging into one KSM page at once queue here, and its other
- * holders (rmap walks, faults, other merges) hold it briefly and take no
- * mmap_lock under it. It is taken first, with only an mmap_lock (read)
- * held, so that nobody sleeps on it while holding another folio lock.
+ * folio. Trylock only: ksmd never waits for a busy page.
  */
-static void ksm_kfolio_lock_dirty(struct folio *kfolio)
+static int ksm_kfolio_lock_dirty(struct folio *kfolio)
 {
-	folio_lock(kfolio);
+	if (!folio_trylock(kfolio))
+		return -EBUSY;
 	folio_mark_dirty(kfolio);
+	return 0;
 }
 
 /**
@@ -389,17 +382,20 @@ int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
 
 	if (page == kpage)	/* a forked KSM page: already merged */
 		return 0;
+	err = ksm_lock_small(vma, page);
+	if (err)
+		return err;
 	if (!is_zero_pfn(page_to_pfn(kpage))) {
 		kfolio = page_folio(kpage);
-		ksm_kfolio_lock_dirty(kfolio);
+		err = ksm_kfolio_lock_dirty(kfolio);
+		if (err)
+			goto unlock;
 	}
-	err = ksm_lock_small(vma, page);
-	if (!err) {
-		err = ksm_replace_folio(vma, page_folio(page), kpage);
-		unlock_page(page);
-	}
+	err = ksm_replace_folio(vma, page_folio(page), kpage);
 	if (kfolio)
 		folio_unlock(kfolio);
+unlock:
+	unlock_page(page);
 	return err;
 }
 

@@ -9,7 +9,7 @@
  * a list of their own (ksm_mm.blocks), so a thread owns the list of the
  * block it claimed and threads never share a cursor.
  *
- * A page of a claimed block is visited in four steps:
+ * A page of a claimed block is visited in three steps:
  *
  * 1. a page table walk under the mmap_lock finds it (with a reference),
  *    with the pages that follow it (see KSM_BATCH);
@@ -18,15 +18,11 @@
  *    merged or due for a smart-scan skip;
  * 3. under ksm_ctx.lock, a page still merged or skipped is done with; any
  *    other is looked up in the stable tree, then in the unstable tree, and
- *    merged where a twin turns up;
- * 4. a merge into a KSM page from the stable tree, or into the zero page,
- *    is left for after the lock is dropped; the lock is taken again only
- *    to record it.
+ *    merged where a twin turns up.
  *
- * Steps 1, 2 and 4, most of the cost of a page, run in parallel on as many
- * threads as the ksmd_threads knob asks for; step 3 is one short critical
- * section per page, longer only when two unstable pages make a new KSM
- * page.
+ * Steps 1 and 2, most of the cost of a page that does not merge, run in
+ * parallel on as many threads as the ksmd_threads knob asks for; step 3 is
+ * one short critical section per page.
  *
  * A pass is complete when every block was handed out and no claim is
  * left: full_scans goes up, and the next pass starts with an empty
@@ -606,33 +602,30 @@ static void ksm_scan_unmerge(struct ksm_rmap_item *item)
 	ksm_unmerge_item(item);
 }
 
-/*
- * Merge @item's @page into the KSM folio @kfolio, then record it; consumes
- * the reference on @kfolio. The merge runs without the engine lock: the
- * item is in no tree and its block belongs to this thread, so nobody else
- * can reach it, and @kfolio is pinned by our reference (ksm_stable_lookup()
- * made sure migration sees it). Only the recording takes the lock.
- */
-static void ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
-			  struct folio *kfolio)
+/* Merge @item's @page into the KSM folio @kfolio and record it. */
+static int ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
+			 struct folio *kfolio)
 {
-	int err;
+	int err = ksm_item_merge(item, page, &kfolio->page);
+	struct ksm_stable_node *node;
 
-	lockdep_assert_not_held(&ksm_ctx.lock);
-	err = ksm_item_merge(item, page, &kfolio->page);
 	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(page), item,
 				      item->mm, err);
-	mutex_lock(&ksm_ctx.lock);
-	if (err) {
-		ksm_stable_unreserve(kfolio);
-		mutex_unlock(&ksm_ctx.lock);
-	} else {
-		err = ksm_stable_join(kfolio, item, page == &kfolio->page);
-		mutex_unlock(&ksm_ctx.lock);
-		if (err)
-			ksm_scan_unmerge(item);
-	}
-	folio_put(kfolio);
+	if (err)
+		return err;
+	/*
+	 * ksm_stable_lookup() made sure migration will see our reference,
+	 * so the node cannot change; if it did anyway, undo the merge.
+	 */
+	folio_lock(kfolio);
+	node = ksm_folio_node(kfolio);
+	err = node ? ksm_stable_make_room(node) : -EAGAIN;
+	if (!err)
+		ksm_stable_add_item(node, item);
+	folio_unlock(kfolio);
+	if (err)
+		ksm_scan_unmerge(item);
+	return err;
 }
 
 /*
@@ -739,17 +732,13 @@ out:
 		put_page(tree_page);
 }
 
-/*
- * Try to map the zero page at an all-zero page; 0 when done. Like
- * ksm_scan_join(), without the engine lock.
- */
+/* Try to map the zero page at an all-zero page; 0 when done. */
 static int ksm_scan_merge_zero(struct ksm_rmap_item *item, struct page *page)
 {
 	struct mm_struct *mm = item->mm;
 	struct vm_area_struct *vma;
 	int err = 0;
 
-	lockdep_assert_not_held(&ksm_ctx.lock);
 	mmap_read_lock(mm);
 	vma = ksm_find_vma(mm, ksm_item_addr(item));
 	if (vma) {
@@ -838,29 +827,42 @@ static bool ksm_scan_visit_start(struct ksm_rmap_item *item, struct page *page)
 }
 
 /*
- * What a visit found under the engine lock and leaves for after it: the
- * merges that involve no other item run without the lock.
+ * Find the page of @item, in @slot's mm, a twin or file it for later.
+ * @content is the page's hash.
  */
-enum ksm_scan_plan {
-	KSM_PLAN_DONE,		/* nothing left to do */
-	KSM_PLAN_JOIN,		/* merge into the KSM folio found */
-	KSM_PLAN_ZERO,		/* map the zero page, else try the unstable tree */
-};
-
-/*
- * Look for @item's twin in the unstable tree, or file it there; merge the
- * two into a new KSM page when found. The twin belongs to another block,
- * maybe another thread's, so this merge stays under the engine lock.
- */
-static void ksm_scan_unstable(struct ksm_rmap_item *item, struct page *page,
-			      struct ksm_mm *slot)
+static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page,
+			   u64 content, struct ksm_mm *slot)
 {
+	struct folio *folio = page_folio(page), *kfolio;
 	struct ksm_rmap_item *tree_item;
 	struct page *tree_page;
+	u64 hash;
 
 	ksm_assert_locked();
-	/* A new stable node is filed under @slot's domain. */
+	/* Pages are filed, and found, under a hash keyed by their domain. */
 	ksm_ctx.scan.domain = ksm_slot_domain(slot);
+	hash = ksm_domain_hash(content, ksm_ctx.scan.domain);
+	kfolio = ksm_stable_lookup(page, hash, page_to_nid(page));
+	if (kfolio) {
+		item->hash = hash;
+		item->hashed = true;
+		if (ksm_huge_merge_pays(page, item->mm, ksm_item_addr(item), NULL,
+					NULL, 0))
+			ksm_scan_join(item, page, kfolio);
+		folio_put(kfolio);
+		return;		/* on failure, retry next pass */
+	}
+	if (folio_test_ksm(folio))
+		return;		/* a KSM page outside the tree: leave it */
+	if (!ksm_scan_settled(item, hash))
+		return;
+
+	if (READ_ONCE(ksm_ctx.knobs.use_zero_pages) &&
+	    content == ksm_ctx.zero_hash &&
+	    ksm_huge_merge_pays(page, item->mm, ksm_item_addr(item), NULL, NULL, 0) &&
+	    !ksm_scan_merge_zero(item, page))
+		return;
+
 	tree_item = ksm_unstable_find_or_insert(item, page, &tree_page);
 	if (!tree_item) {
 		ksm_scan_note_fruitless(item);
@@ -874,49 +876,6 @@ static void ksm_scan_unstable(struct ksm_rmap_item *item, struct page *page,
 		return;
 	}
 	ksm_scan_merge_pair(item, page, tree_item, tree_page);
-}
-
-/*
- * Find the page of @item, in @slot's mm, a twin or file it for later.
- * @content is the page's hash. A KSM folio to join is returned, referenced,
- * in *@kfolio.
- */
-static enum ksm_scan_plan ksm_scan_visit(struct ksm_rmap_item *item,
-					 struct page *page, u64 content,
-					 struct ksm_mm *slot,
-					 struct folio **kfolio)
-{
-	struct folio *folio = page_folio(page);
-	unsigned long addr = ksm_item_addr(item);
-	u64 hash;
-
-	ksm_assert_locked();
-	/* Pages are filed, and found, under a hash keyed by their domain. */
-	ksm_ctx.scan.domain = ksm_slot_domain(slot);
-	hash = ksm_domain_hash(content, ksm_ctx.scan.domain);
-	*kfolio = ksm_stable_lookup(page, hash, page_to_nid(page));
-	if (*kfolio) {
-		item->hash = hash;
-		item->hashed = true;
-		if (ksm_huge_merge_pays(page, item->mm, addr, NULL, NULL, 0)) {
-			ksm_stable_reserve(*kfolio);
-			return KSM_PLAN_JOIN;
-		}
-		folio_put(*kfolio);
-		return KSM_PLAN_DONE;	/* retry next pass */
-	}
-	if (folio_test_ksm(folio))
-		return KSM_PLAN_DONE;	/* a KSM page outside the tree */
-	if (!ksm_scan_settled(item, hash))
-		return KSM_PLAN_DONE;
-
-	if (READ_ONCE(ksm_ctx.knobs.use_zero_pages) &&
-	    content == ksm_ctx.zero_hash &&
-	    ksm_huge_merge_pays(page, item->mm, addr, NULL, NULL, 0))
-		return KSM_PLAN_ZERO;
-
-	ksm_scan_unstable(item, page, slot);
-	return KSM_PLAN_DONE;
 }
 
 /*
@@ -936,16 +895,14 @@ static bool ksm_scan_wants_hash(struct ksm_rmap_item *item, struct page *page)
 
 /*
  * Visit @page, at @addr in @claim's block. What needs no lock (finding or
- * making the item, the hash, merges that touch no other item) is done
- * outside it, so that the tree work is one short critical section.
+ * making the item, the hash) is done before taking it, so that the tree
+ * work is one short critical section.
  */
 static void ksm_scan_page(struct ksm_claim *claim, struct page *page,
 			  unsigned long addr)
 {
-	enum ksm_scan_plan plan = KSM_PLAN_DONE;
 	struct ksm_rmap_item *item, *stale;
 	bool is_new, hashed = false;
-	struct folio *kfolio = NULL;
 	u64 content = 0;
 
 	item = ksm_claim_item_at(claim, addr, &stale, &is_new);
@@ -965,17 +922,9 @@ static void ksm_scan_page(struct ksm_claim *claim, struct page *page,
 			content = ksm_page_hash(page);
 			mutex_lock(&ksm_ctx.lock);
 		}
-		plan = ksm_scan_visit(item, page, content, claim->slot, &kfolio);
+		ksm_scan_visit(item, page, content, claim->slot);
 	}
 	mutex_unlock(&ksm_ctx.lock);
-
-	if (plan == KSM_PLAN_JOIN) {
-		ksm_scan_join(item, page, kfolio);
-	} else if (plan == KSM_PLAN_ZERO && ksm_scan_merge_zero(item, page)) {
-		mutex_lock(&ksm_ctx.lock);
-		ksm_scan_unstable(item, page, claim->slot);
-		mutex_unlock(&ksm_ctx.lock);
-	}
 }
 
 /**

@@ -188,7 +188,6 @@ static void ksm_key_free_if_empty(struct ksm_stable_key *key)
 {
 	if (key->nr_copies)
 		return;
-	WARN_ON_ONCE(key->joining);
 	rb_erase(&key->node, &ksm_ctx.stable_roots[key->nid]);
 	kmem_cache_free(ksm_stable_key_cache, key);
 }
@@ -355,9 +354,6 @@ static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
 	list_for_each_entry_safe(node, tmp, &key->copies, copy_link) {
 		if (node->nr_items >= max)
 			break;
-		/* Room the merges on their way here will take. */
-		if (node->nr_items + key->joining >= max)
-			continue;
 		folio = ksm_node_folio_or_free(node);
 		if (!folio)
 			continue;
@@ -498,7 +494,7 @@ struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
  * Context: ksm_ctx.lock and the KSM folio lock held; may sleep.
  * Return: 0, or -ENOMEM.
  */
-static int ksm_stable_make_room(struct ksm_stable_node *node)
+int ksm_stable_make_room(struct ksm_stable_node *node)
 {
 	ksm_assert_locked();
 	if (node->nr_items < node->capacity)
@@ -532,72 +528,6 @@ void ksm_stable_add_item(struct ksm_stable_node *node,
 	item->state = KSM_ITEM_STABLE;
 	item->mm->ksm_merging_pages++;
 	ksm_node_note_gained(node);
-}
-
-/**
- * ksm_stable_reserve() - count a merge into a KSM folio that will run unlocked
- * @kfolio: a KSM folio from ksm_stable_lookup(), still referenced.
- *
- * Lookups until the merge is recorded (ksm_stable_join()) or given up
- * (ksm_stable_unreserve()) count it against the room of the content's
- * copies, so that threads merging at once do not overfill a copy. The
- * caller's reference and ksm_ctx.scan_sem keep the folio's node and key:
- * migration backs off from a referenced folio, and only writers of the
- * scanner gate retire nodes that are in use.
- *
- * Context: ksm_ctx.lock held.
- */
-void ksm_stable_reserve(struct folio *kfolio)
-{
-	ksm_assert_locked();
-	ksm_folio_node(kfolio)->key->joining++;
-}
-
-/**
- * ksm_stable_unreserve() - give up a merge counted by ksm_stable_reserve()
- * @kfolio: the KSM folio, still referenced.
- *
- * Context: ksm_ctx.lock held.
- */
-void ksm_stable_unreserve(struct folio *kfolio)
-{
-	struct ksm_stable_key *key = ksm_folio_node(kfolio)->key;
-
-	ksm_assert_locked();
-	if (!WARN_ON_ONCE(!key->joining))
-		key->joining--;
-}
-
-/**
- * ksm_stable_join() - record a mapper just merged into a KSM folio
- * @kfolio: the KSM folio, referenced by the caller, not locked; the merge
- *          was counted by ksm_stable_reserve().
- * @item: the mapper's item, state KSM_ITEM_NEW, ->anon_vma pinned.
- * @forked: the page merged was @kfolio itself (a mapping fork copied),
- *          which its node takes even when full.
- *
- * The merge ran without ksm_ctx.lock. Its reservation kept other threads
- * from filling the node meanwhile; the node is checked all the same.
- *
- * Context: ksm_ctx.lock held; takes the folio lock; may sleep.
- * Return: 0; -EAGAIN when the node is full (the caller unmerges); -ENOMEM.
- */
-int ksm_stable_join(struct folio *kfolio, struct ksm_rmap_item *item,
-		    bool forked)
-{
-	struct ksm_stable_node *node;
-	int err = -EAGAIN;
-
-	ksm_assert_locked();
-	ksm_stable_unreserve(kfolio);
-	folio_lock(kfolio);
-	node = ksm_folio_node(kfolio);
-	if (forked || node->nr_items < ksm_node_full_at())
-		err = ksm_stable_make_room(node);
-	if (!err)
-		ksm_stable_add_item(node, item);
-	folio_unlock(kfolio);
-	return err;
 }
 
 /*
