@@ -63,8 +63,21 @@ run() {
 	mark "BENCH $label wall_s $(($(date +%s) - start))"
 }
 
+# CPU time of every ksmd thread so far, in clock ticks (utime + stime).
+ksmd_ticks() {
+	t=0
+	for d in /proc/[0-9]*; do
+		read -r c <"$d/comm" 2>/dev/null || continue
+		case $c in ksmd | ksmd/*) ;; *) continue ;; esac
+		set -- $(sed 's/^.*) //' "$d/stat" 2>/dev/null)
+		[ $# -ge 13 ] && t=$((t + ${12} + ${13}))
+	done
+	echo $t
+}
+
 # ksm_tests LABEL ARGS...: upstream's ksm_tests, its "Average speed" (the
-# last one: for -C the copy-on-write of merged pages) as mib_per_sec.
+# last one: for -C the copy-on-write of merged pages) as mib_per_sec, and
+# the CPU ksmd used meanwhile (100 ticks a second) as ksmd_cpu_ms.
 ksm_tests() {
 	label=$1
 	shift
@@ -72,11 +85,14 @@ ksm_tests() {
 	$B reset
 	echo "bench: $label: ksm_tests $*"
 	start=$(date +%s)
+	t0=$(ksmd_ticks)
 	/tests/upstream/ksm_tests "$@" >/tmp/kt.out 2>&1
 	rc=$?
+	t1=$(ksmd_ticks)
 	sed 's/^/  /' /tmp/kt.out
 	speed=$(sed -n 's/.*Average speed: *\([0-9.]*\) MiB\/s.*/\1/p' /tmp/kt.out | tail -n1)
 	[ $rc = 0 ] && [ -n "$speed" ] && mark "BENCH $label mib_per_sec $speed"
+	[ $rc = 0 ] && mark "BENCH $label ksmd_cpu_ms $(((t1 - t0) * 10))"
 	mark "BENCH $label rc $rc"
 	mark "BENCH $label wall_s $(($(date +%s) - start))"
 }
