@@ -87,6 +87,7 @@ def figures(labels):
          ("ours", ">=", 1.8)),
         ("ksm_tests -P: merge speed", "MiB/s", ("ksm_tests_P", "mib_per_sec"), ("ratio", ">=", 3.0)),
         ("ksm_tests -P: ksmd CPU during the run", "ms", ("ksm_tests_P", "ksmd_cpu_ms"), None),
+        ("ksm_tests -P: TLB shootdowns received", "IPIs", ("ksm_tests_P", "tlb_shootdowns"), None),
         ("ksm_tests -H: merge speed, THP", "MiB/s", ("ksm_tests_H", "mib_per_sec"), None),
         ("ksm_tests -D: unmerge speed", "MiB/s", ("ksm_tests_D", "mib_per_sec"), ("ratio", ">=", 1.0)),
         ("ksm_tests -C: CoW speed, merged pages", "MiB/s", ("ksm_tests_C", "mib_per_sec"), ("ratio", ">=", 1.0)),

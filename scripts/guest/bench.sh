@@ -75,9 +75,16 @@ ksmd_ticks() {
 	echo $t
 }
 
+# TLB shootdown interrupts received so far, all CPUs together.
+tlb_shootdowns() {
+	awk '$1 == "TLB:" { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i }
+	     END { print n + 0 }' /proc/interrupts
+}
+
 # ksm_tests LABEL ARGS...: upstream's ksm_tests, its "Average speed" (the
 # last one: for -C the copy-on-write of merged pages) as mib_per_sec, and
-# the CPU ksmd used meanwhile (100 ticks a second) as ksmd_cpu_ms.
+# what ksmd cost meanwhile: its CPU (100 ticks a second) as ksmd_cpu_ms,
+# the TLB shootdowns the guest's CPUs received as tlb_shootdowns.
 ksm_tests() {
 	label=$1
 	shift
@@ -86,13 +93,16 @@ ksm_tests() {
 	echo "bench: $label: ksm_tests $*"
 	start=$(date +%s)
 	t0=$(ksmd_ticks)
+	s0=$(tlb_shootdowns)
 	/tests/upstream/ksm_tests "$@" >/tmp/kt.out 2>&1
 	rc=$?
+	s1=$(tlb_shootdowns)
 	t1=$(ksmd_ticks)
 	sed 's/^/  /' /tmp/kt.out
 	speed=$(sed -n 's/.*Average speed: *\([0-9.]*\) MiB\/s.*/\1/p' /tmp/kt.out | tail -n1)
 	[ $rc = 0 ] && [ -n "$speed" ] && mark "BENCH $label mib_per_sec $speed"
 	[ $rc = 0 ] && mark "BENCH $label ksmd_cpu_ms $(((t1 - t0) * 10))"
+	[ $rc = 0 ] && mark "BENCH $label tlb_shootdowns $((s1 - s0))"
 	mark "BENCH $label rc $rc"
 	mark "BENCH $label wall_s $(($(date +%s) - start))"
 }
