@@ -1,16 +1,16 @@
 # KSM harness: build, boot and test our KSM for Linux 6.12 (and stock KSM
 # for comparison).  See README, section "Harness".
 #
-#   make kernel [STOCK=1] [DEBUG=1]   build a kernel variant
-#   make initramfs [STOCK=1] [DEBUG=1]
-#   make check [STOCK=1] [LEAN=1] [ONLY=...] [TEST_TIMEOUT=s] [GUEST_TIMEOUT=s]
+#   make kernel [STOCK=1] [DEBUG=1|KCSAN=1]   build a kernel variant
+#   make initramfs [STOCK=1] [DEBUG=1|KCSAN=1]
+#   make check [STOCK=1] [LEAN=1|KCSAN=1] [ONLY=...] [TEST_TIMEOUT=s] [GUEST_TIMEOUT=s]
 #              [PATCH_TEST=1]         (1: make patch-test instead of patch)
 #   make boot [STOCK=1] [DEBUG=1]     boot, print basics, power off
 #   make shell [STOCK=1] [DEBUG=1]    interactive busybox shell in the guest
 #   make demo [STOCK=1] [DEBUG=1]     the KSM demo (scripts/guest/demo.sh)
 #   make lint                         checkpatch, kernel-doc, W=1, sparse
 #   make htmldocs                     render our docs with the kernel's Sphinx
-#   make stress [DURATION=30m] [PHASES=a,b] [SCALE=0] [STOCK=1] [LEAN=1]
+#   make stress [DURATION=30m] [PHASES=a,b] [SCALE=0] [STOCK=1] [LEAN=1|KCSAN=1]
 #                                     long ksm_stress_test on the debug kernel
 #   make fuzz [DURATION=30m] [SEED=n] [PROCS=n] [STOCK=1] [LEAN=1]
 #                                     ksm_fuzz_test on the debug kernel
@@ -46,6 +46,11 @@ CHECK_VARIANT := $(BASE)
 else
 CHECK_VARIANT := $(BASE)-debug
 endif
+# KCSAN=1: the data-race detector build instead (it excludes KASAN).
+ifeq ($(KCSAN),1)
+VARIANT := $(BASE)-kcsan
+CHECK_VARIANT := $(BASE)-kcsan
+endif
 
 # Passed through to the scripts.
 export ONLY TEST_TIMEOUT GUEST_TIMEOUT RETRY ACCEL V APPEND OURTESTS
@@ -73,11 +78,13 @@ initramfs: deps
 tests: deps
 	@$(S)/build-tests.sh $(if $(filter ksm,$(BASE)),--ours)
 
+# (KCSAN=1 skips lint, htmldocs and patch: they do not depend on the
+# variant, and plain "make check" runs them.)
 check: deps
 	@start=$$SECONDS; \
 	$(S)/build-kernel.sh $(CHECK_VARIANT) && \
-	$(if $(filter ksm,$(BASE)),$(S)/lint.sh $(CHECK_VARIANT) && $(S)/htmldocs.sh && \
-		$(if $(filter 1,$(PATCH_TEST)),$(S)/patch-test.sh,$(S)/make-patch.sh) &&) \
+	$(if $(filter ksm,$(BASE)),$(if $(filter 1,$(KCSAN)),,$(S)/lint.sh $(CHECK_VARIANT) && $(S)/htmldocs.sh && \
+		$(if $(filter 1,$(PATCH_TEST)),$(S)/patch-test.sh,$(S)/make-patch.sh) &&)) \
 	$(S)/build-initramfs.sh $(CHECK_VARIANT) && \
 	echo "==> build steps took $$((SECONDS - start))s" && \
 	$(S)/run-qemu.sh $(CHECK_VARIANT) check

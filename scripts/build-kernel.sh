@@ -1,16 +1,18 @@
 #!/bin/bash
 # Build one kernel variant out of tree.
 #
-#   build-kernel.sh ksm|ksm-debug|stock|stock-debug
+#   build-kernel.sh ksm|ksm-debug|ksm-kcsan|stock|stock-debug|stock-kcsan
 #
-# Products: build/<variant>/{bzImage,kernel.config,version}
+# Products: build/<variant>/{bzImage,kernel.config,version}, and for our
+# variants build/<variant>/ksm-symbols (every function mm/ksm/ defines,
+# which scripts/report.py uses to tell our data races from others)
 # Object dir: build/obj/<variant>; log: build/logs/<variant>-build.log
 # KSM_SRC_TREE=<dir>: build that tree instead of build/src/ksm or pristine
 # (the config is still made from config/*.config for VARIANT).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-VARIANT=${1:?usage: $0 ksm|ksm-debug|stock|stock-debug}
+VARIANT=${1:?usage: $0 ksm|ksm-debug|ksm-kcsan|stock|stock-debug|stock-kcsan}
 is_ours "$VARIANT" || true # validates the name
 ARGS_FOR_LOCK=$VARIANT
 lock "obj-$VARIANT"
@@ -53,6 +55,7 @@ KMAKE=(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u GNUMAKEFLAGS
 # --- configuration -------------------------------------------------------
 FRAGS=("$REPO/config/lean.config")
 is_debug "$VARIANT" && FRAGS+=("$REPO/config/debug.config")
+is_kcsan "$VARIANT" && FRAGS+=("$REPO/config/kcsan.config")
 OPTIONAL=() # fragments whose options may not exist in Kconfig (yet)
 if is_ours "$VARIANT"; then
 	OPTIONAL+=("$REPO/config/ksm-ours.config")
@@ -171,4 +174,12 @@ for pair in "arch/x86/boot/bzImage:bzImage" ".config:kernel.config"; do
 		mv "$OUT/${pair#*:}.tmp" "$OUT/${pair#*:}"
 	fi
 done
+# The functions of mm/ksm/ (static ones too), one per line.
+if is_ours "$VARIANT"; then
+	find "$OBJ/mm/ksm" -name '*.o' ! -name '*.mod.o' -print0 2>/dev/null |
+		xargs -0 -r nm --defined-only 2>/dev/null |
+		awk '$2 ~ /^[tT]$/ { sub(/\..*/, "", $3); print $3 }' |
+		sort -u >"$OUT/ksm-symbols.tmp"
+	mv "$OUT/ksm-symbols.tmp" "$OUT/ksm-symbols"
+fi
 info "built build/$VARIANT/bzImage ($VERSION) in $((SECONDS - start))s"

@@ -27,14 +27,19 @@ info() {
 # is_ours VARIANT: true for our KSM variants, false for stock ones.
 is_ours() {
 	case $1 in
-	ksm | ksm-debug) return 0 ;;
-	stock | stock-debug) return 1 ;;
-	*) die "unknown variant '$1' (ksm, ksm-debug, stock, stock-debug)" ;;
+	ksm | ksm-debug | ksm-kcsan) return 0 ;;
+	stock | stock-debug | stock-kcsan) return 1 ;;
+	*) die "unknown variant '$1' (ksm, ksm-debug, ksm-kcsan, stock, stock-debug, stock-kcsan)" ;;
 	esac
 }
 
 is_debug() {
 	[[ $1 == *-debug ]]
+}
+
+# is_kcsan VARIANT: the data-race detector build (KCSAN excludes KASAN).
+is_kcsan() {
+	[[ $1 == *-kcsan ]]
 }
 
 # src_tree VARIANT: the kernel source tree the variant is built from.

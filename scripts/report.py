@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
 """Host-side result parsing for the KSM harness.
 
-  report.py splat LOG
+  report.py splat [--ours-symbols FILE] LOG
       Print kernel splats (panic, oops, BUG, WARNING, KASAN, lockdep, RCU,
       hung task, Call Trace...) found in a console log; exit 1 if any.
 
   report.py check --log LOG [--results FILE] [--known FILE] [--guest-status S]
+                  [--ours-symbols FILE]
       Parse a "make check" run: KUnit KTAP from the console log (suites whose
       name starts with "ksm"), KSMTEST markers from the results channel, the
       known-failures list, and splats.  Prints a per-suite table and, as the
       last line, "N passed, N failed, N skipped".  Exit 1 on any real
       failure, a splat, or a guest that did not finish.
+
+  --ours-symbols FILE: the functions mm/ksm/ defines (build-kernel.sh writes
+  build/<variant>/ksm-symbols).  A KCSAN data-race report is then a splat
+  only if one of its racing functions (the ones its title names) is ours;
+  the others are listed as notes.  Without it every KCSAN report is a splat.
 """
 
 import argparse
@@ -80,7 +86,24 @@ OOM_REPORT_END = re.compile(r"Killed process|</TASK>")
 OOM_TOLERATED = re.compile(r"Call Trace")
 
 
-def find_splats(lines):
+# "BUG: KCSAN: data-race in foo / bar", "... data-race in foo" (other side
+# unknown), "BUG: KCSAN: assert: race in foo / bar".
+KCSAN_TITLE = re.compile(r"BUG: KCSAN: [^/]*? in (\S+)(?: / (\S+))?")
+
+
+def kcsan_functions(msg):
+    """The racing functions a KCSAN report's title names (offsets and
+    compiler suffixes such as .isra.0 dropped)."""
+    m = KCSAN_TITLE.search(msg)
+    if not m:
+        return []
+    return [re.sub(r"[+.].*", "", f) for f in m.groups() if f]
+
+
+def find_splats(lines, ours=None, kcsan_notes=None):
+    """Line numbers and text of the splats in LINES.  With OURS (a set of
+    function names), a KCSAN report none of whose racing functions is in
+    OURS is not a splat; its title goes to KCSAN_NOTES instead."""
     have_ts = any(TS.search(l) for l in lines)
     hits = []
     in_oom = False
@@ -91,11 +114,33 @@ def find_splats(lines):
         msg = line[m.end():] if m else line
         if OOM_REPORT_START.search(msg):
             in_oom = True
+        funcs = kcsan_functions(msg)
+        if funcs and ours is not None and not any(f in ours for f in funcs):
+            if kcsan_notes is not None:
+                kcsan_notes.append((i + 1, line))
+            continue
         if SPLAT.search(msg) and not (in_oom and OOM_TOLERATED.search(msg)):
             hits.append((i + 1, line))
         if in_oom and OOM_REPORT_END.search(msg):
             in_oom = False
     return hits
+
+
+def read_symbols(path):
+    if not path:
+        return None
+    with open(path) as f:
+        return {l.strip() for l in f if l.strip()}
+
+
+def print_kcsan_notes(notes, log, limit=20):
+    if not notes:
+        return
+    print("note: %d KCSAN data-race report(s) outside mm/ksm/ (not counted):" % len(notes))
+    for n, line in notes[:limit]:
+        print("  %s:%d: %s" % (os.path.relpath(log), n, line.strip()))
+    if len(notes) > limit:
+        print("  ... %d more" % (len(notes) - limit))
 
 
 def print_splats(hits, log, limit=40):
@@ -273,7 +318,8 @@ def check(args):
                 known_passed.append((suite, name, reason))
 
     problems = []
-    hits = find_splats(log_lines)
+    kcsan_notes = []
+    hits = find_splats(log_lines, read_symbols(args.ours_symbols), kcsan_notes)
     if hits:
         row("kernel")[1] += 1
         failures.append(("kernel", "console splat"))
@@ -298,6 +344,7 @@ def check(args):
             problems.append("no test ran")
 
     # ------------------------------------------------------------ output
+    print_kcsan_notes(kcsan_notes, args.log)
     if hits:
         print_splats(hits, args.log)
         print()
@@ -337,8 +384,10 @@ def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     sp = sub.add_parser("splat")
+    sp.add_argument("--ours-symbols")
     sp.add_argument("log")
     cp = sub.add_parser("check")
+    cp.add_argument("--ours-symbols")
     cp.add_argument("--log", required=True)
     cp.add_argument("--results")
     cp.add_argument("--known")
@@ -347,7 +396,9 @@ def main():
     cp.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     if args.cmd == "splat":
-        hits = find_splats(read_lines(args.log))
+        kcsan_notes = []
+        hits = find_splats(read_lines(args.log), read_symbols(args.ours_symbols), kcsan_notes)
+        print_kcsan_notes(kcsan_notes, args.log)
         if hits:
             print_splats(hits, args.log)
             return 1

@@ -188,11 +188,14 @@ elif [[ $rc != 0 ]]; then
 fi
 info "guest ran ${ELAPSED}s ($ACCEL_USED)"
 
+# Which data-race reports are ours (build-kernel.sh lists mm/ksm/'s functions).
+SYMS=()
+[[ -f $BUILD/$VARIANT/ksm-symbols ]] && SYMS=(--ours-symbols "$BUILD/$VARIANT/ksm-symbols")
 if [[ $MODE == check || $MODE == stress || $MODE == fuzz ]]; then
-	exec python3 "$REPO/scripts/report.py" check --log "$LOG" --results "$RESULTS" \
+	exec python3 "$REPO/scripts/report.py" check --log "$LOG" --results "$RESULTS" "${SYMS[@]}" \
 		--known "$REPO/tests/known-failures.txt" --guest-status "$STATUS" --only "${ONLY:-}"
 fi
-python3 "$REPO/scripts/report.py" splat "$LOG" || die "kernel splat on the console ($VARIANT, mode $MODE)"
+python3 "$REPO/scripts/report.py" splat "${SYMS[@]}" "$LOG" || die "kernel splat on the console ($VARIANT, mode $MODE)"
 [[ $STATUS == ok ]] || exit 1
 if [[ $MODE == boot ]] && ! grep -aq KSMBOOT-OK "$LOG"; then
 	die "guest did not reach userspace (KSMBOOT-OK missing; console log: build/logs/$(basename "$LOG"))"

@@ -34,7 +34,7 @@ case $DUR in
 esac
 
 # mark, ksm_set, reset_ksm (the same reset as check.sh), tap_marks,
-# splat_re; fd 3 is the results channel.
+# kernel_splats; fd 3 is the results channel.
 . "${0%/*}/lib.sh"
 
 # The scale suite's big profile, on a freshly reset KSM (the stress run
@@ -56,9 +56,9 @@ run_scale() {
 	if [ "$n" -lt "$plan" ] || { [ "$rc" != 0 ] && [ "$failed" = 0 ]; }; then
 		mark "KSMTEST ksm_scale_test big_profile:rc=$rc($n/$plan) FAIL"
 	fi
-	if dmesg 2>/dev/null | grep -qE "$splat_re"; then
+	if kernel_splats >/dev/null; then
 		echo "harness: kernel splat during the scale suite:"
-		dmesg | grep -E -m 20 "$splat_re"
+		kernel_splats 20
 		mark "KSMTEST ksm_scale_test kernel_log FAIL"
 	fi
 	mark "KSMTEST-RC ksm_scale_test big rc=$rc time=$(($(date +%s) - start))s"

@@ -2917,7 +2917,8 @@ static bool phase_selected(const char *name)
 
 /*
  * Our KSM scans with several ksmd threads when asked: phases take turns
- * with 1, 2 and 3 of them, so that every phase meets both.
+ * with 1, 2, 3 and 4 of them (more threads than the guest's CPUs, too), and
+ * every phase meets each count once in four rounds.
  */
 static void set_phase_threads(const struct phase *p)
 {
@@ -2926,7 +2927,7 @@ static void set_phase_threads(const struct phase *p)
 
 	if (access(KSM_DIR "/ksmd_threads", F_OK))
 		return;
-	snprintf(val, sizeof(val), "%d", 1 + (int)((p - phases) + g_round) % 3);
+	snprintf(val, sizeof(val), "%d", 1 + (int)((p - phases) + g_round) % 4);
 	err = ksm_set("ksmd_threads", val);
 	if (err)
 		fail("ksmd_threads=%s: %s", val, strerror(-err));
