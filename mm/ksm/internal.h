@@ -37,8 +37,9 @@
  *    of the range, so only nodes of freed folios point into it (hotplug.c).
  * 2. ksm_ctx.lock (mutex): the engine lock. It owns both trees, every
  *    stable node, every rmap item's tree state, the block dispenser
- *    (ksm_ctx.scan) and the global counters. ksmd threads take it per page
- *    for the tree work only: page table walks and hashing run without it.
+ *    (ksm_ctx.scan) and the global counters. ksmd threads take it once
+ *    per walk's batch of pages, for the tree work and the merges: page
+ *    table walks and hashing run without it.
  *    Code that needs it asserts it with ksm_assert_locked().
  * 3. mmap_lock of a scanned mm (read): taken per mm while looking at its
  *    VMAs and page tables. madvise() and prctl() arrive here with it held
@@ -220,6 +221,9 @@ struct ksm_stable_node {
 #define KSM_BLOCK_SIZE		BIT(KSM_BLOCK_SHIFT)
 #define KSM_BLOCK_MASK		(~(KSM_BLOCK_SIZE - 1))
 
+/* Most pages one page table walk of the scanner collects (see scan.c). */
+#define KSM_BATCH		32
+
 /* Most ksmd threads the ksmd_threads knob allows. */
 #define KSM_MAX_THREADS		16
 
@@ -283,6 +287,9 @@ struct ksm_claim {
  *        no longer in the tree.
  * @full_scans: number of passes completed.
  * @domain: merge domain key of the page being visited.
+ * @joining: the stable node of the KSM page that the open join group
+ *           (scan.c) will add mappers to, or NULL.
+ * @nr_joining: how many; ksm_stable_lookup() counts them as mappers.
  *
  * A pass is complete when every block has been handed out and no claim is
  * active or parked.
@@ -297,6 +304,8 @@ struct ksm_scan_cursor {
 	unsigned int pass;
 	unsigned long full_scans;
 	u64 domain;
+	struct ksm_stable_node *joining;
+	unsigned int nr_joining;
 };
 
 /**
@@ -534,6 +543,9 @@ int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
 int ksm_promote_page(struct vm_area_struct *vma, struct page *page);
 struct folio *ksm_fresh_frame(struct vm_area_struct *vma, struct page *page);
 int ksm_merge_zero_page(struct vm_area_struct *vma, struct page *page);
+void ksm_join_pages(struct vm_area_struct *vma, struct page *kpage,
+		    struct page **pages, const unsigned long *addrs,
+		    unsigned int nr, int *errs);
 int ksm_unmerge_range(struct vm_area_struct *vma, unsigned long start,
 		      unsigned long end, bool lock_vma);
 void ksm_unmerge_item(struct ksm_rmap_item *item);

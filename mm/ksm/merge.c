@@ -15,6 +15,10 @@
  * 3. still under that lock, compare the bytes, now that they cannot
  *    change, and install the KSM page's PTE, or put the old one back.
  *
+ * ksm_join_pages() does this for up to KSM_BATCH pages of one page table
+ * that join one KSM page: clear all their PTEs, one range flush, then step
+ * 3 for each.
+ *
  * Turning a page into a new KSM page in place (ksm_promote_page()) only
  * write-protects its PTE, with the same refcount proof.
  *
@@ -28,6 +32,7 @@
 
 #include <linux/highmem.h>
 #include <linux/huge_mm.h>
+#include <linux/hugetlb.h>
 #include <linux/mmu_notifier.h>
 #include <linux/pagewalk.h>
 #include <linux/rmap.h>
@@ -182,6 +187,40 @@ static pte_t ksm_make_pte(struct vm_area_struct *vma, unsigned long addr,
 }
 
 /*
+ * The second half of a merge, for a PTE that mapped @folio as @pte and has
+ * been cleared and flushed: map @kpage at @addr if nothing can write
+ * @folio behind the page tables and the bytes are the same, else put @pte
+ * back. The page table lock is held.
+ */
+static int ksm_install_kpage(struct vm_area_struct *vma, unsigned long addr,
+			     pte_t *ptep, pte_t pte, struct folio *folio,
+			     struct page *kpage)
+{
+	pte_t newpte;
+	int err;
+
+	err = -EBUSY;
+	if (!ksm_folio_unpinned(folio))
+		goto restore;
+	err = -EFAULT;
+	if (!pages_identical(&folio->page, kpage))
+		goto restore;
+	if (pte_dirty(pte))
+		folio_mark_dirty(folio);
+	newpte = ksm_make_pte(vma, addr, kpage);
+	/* A write must still reach the userfaultfd that protects the page. */
+	if (pte_uffd_wp(pte))
+		newpte = pte_mkuffd_wp(newpte);
+	set_pte_at(vma->vm_mm, addr, ptep, newpte);
+	folio_remove_rmap_pte(folio, &folio->page, vma);
+	return 0;
+
+restore:
+	set_pte_at(vma->vm_mm, addr, ptep, pte);
+	return err;
+}
+
+/*
  * Point the PTE at @pvmw, which maps @folio, at @kpage if the bytes are
  * the same; one TLB flush in all. The PTE is cleared and flushed under the
  * page table lock and stays clear until the lock is dropped:
@@ -202,30 +241,12 @@ static int ksm_swap_pte(struct page_vma_mapped_walk *pvmw,
 			struct folio *folio, struct page *kpage)
 {
 	struct vm_area_struct *vma = pvmw->vma;
-	pte_t pte, newpte;
-	int err;
+	pte_t pte;
 
 	flush_cache_page(vma, pvmw->address, folio_pfn(folio));
 	pte = ptep_clear_flush(vma, pvmw->address, pvmw->pte);
-	err = -EBUSY;
-	if (!ksm_folio_unpinned(folio))
-		goto restore;
-	err = -EFAULT;
-	if (!pages_identical(&folio->page, kpage))
-		goto restore;
-	if (pte_dirty(pte))
-		folio_mark_dirty(folio);
-	newpte = ksm_make_pte(vma, pvmw->address, kpage);
-	/* A write must still reach the userfaultfd that protects the page. */
-	if (pte_uffd_wp(pte))
-		newpte = pte_mkuffd_wp(newpte);
-	set_pte_at(vma->vm_mm, pvmw->address, pvmw->pte, newpte);
-	folio_remove_rmap_pte(folio, &folio->page, vma);
-	return 0;
-
-restore:
-	set_pte_at(vma->vm_mm, pvmw->address, pvmw->pte, pte);
-	return err;
+	return ksm_install_kpage(vma, pvmw->address, pvmw->pte, pte, folio,
+				 kpage);
 }
 
 /*
@@ -397,6 +418,139 @@ int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
 unlock:
 	unlock_page(page);
 	return err;
+}
+
+/*
+ * Lock the folios of @nr pages mapped at @addrs (one page table) for a
+ * group merge. Returns a mask of those locked, small and still mapped
+ * where the walk found them; the others get their error in @errs.
+ */
+static u32 ksm_lock_group(struct vm_area_struct *vma, struct page **pages,
+			  const unsigned long *addrs, unsigned int nr,
+			  int *errs)
+{
+	u32 locked = 0;
+	unsigned int i;
+
+	for (i = 0; i < nr; i++) {
+		struct folio *folio = page_folio(pages[i]);
+
+		errs[i] = -EBUSY;
+		if (!folio_trylock(folio))
+			continue;
+		if (!folio_test_anon(folio) || folio_test_large(folio) ||
+		    page_address_in_vma(pages[i], vma) != addrs[i]) {
+			folio_unlock(folio);
+			continue;
+		}
+		locked |= BIT(i);
+	}
+	return locked;
+}
+
+/*
+ * Under the page table lock at @table (mapping @start onwards), clear the
+ * PTEs in @todo that still map their page, saving them in @old; a single
+ * TLB flush for all of them follows. Returns the mask of cleared PTEs.
+ */
+static u32 ksm_clear_group(struct vm_area_struct *vma, pte_t *table,
+			   unsigned long start, struct page **pages,
+			   const unsigned long *addrs, u32 todo, pte_t *old,
+			   int *errs)
+{
+	unsigned long i, cleared = 0, mask = todo;
+
+	for_each_set_bit(i, &mask, KSM_BATCH) {
+		pte_t *ptep = table + ((addrs[i] - start) >> PAGE_SHIFT);
+		pte_t pte = ptep_get(ptep);
+
+		errs[i] = -EFAULT;
+		if (!pte_present(pte) || pte_pfn(pte) != page_to_pfn(pages[i]))
+			continue;
+		flush_cache_page(vma, addrs[i], pte_pfn(pte));
+		old[i] = ptep_get_and_clear(vma->vm_mm, addrs[i], ptep);
+		__set_bit(i, &cleared);
+	}
+	return cleared;
+}
+
+/**
+ * ksm_join_pages() - map one KSM page in place of several identical pages
+ * @vma: the VMA mapping all the pages, within one page table.
+ * @kpage: the KSM page, referenced by the caller; none of @pages.
+ * @pages: small anonymous pages, referenced by the caller.
+ * @addrs: their addresses, increasing, all in one PMD's range.
+ * @nr: how many: 1 to KSM_BATCH.
+ * @errs: for each page, 0 when its PTE now maps @kpage, else an errno.
+ *
+ * ksm_merge_into() for many pages at the cost of one TLB flush: under the
+ * page table lock, every PTE is cleared, the range is flushed once, and
+ * then each page is checked, compared and replaced as in ksm_swap_pte().
+ * Until that flush a CPU may still write a page through a stale TLB
+ * entry, which is why nothing is checked or compared before it. After it,
+ * ksm_swap_pte()'s argument holds for every cleared PTE: the lock keeps
+ * faults out until each PTE is final, and a GUP-fast that read a PTE
+ * before it was cleared either raised the folio's refcount before we read
+ * it (the page is refused) or sees the PTE change and backs off, so a pin
+ * (O_DIRECT, RDMA, vfio) cannot appear behind the compare.
+ *
+ * Context: @vma's mmap_lock held for read.
+ */
+void ksm_join_pages(struct vm_area_struct *vma, struct page *kpage,
+		    struct page **pages, const unsigned long *addrs,
+		    unsigned int nr, int *errs)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	unsigned long start = addrs[0], end = addrs[nr - 1] + PAGE_SIZE;
+	struct folio *kfolio = page_folio(kpage);
+	struct mmu_notifier_range range;
+	unsigned long i, locked, cleared = 0;
+	pte_t old[KSM_BATCH], *table;
+	spinlock_t *ptl;	/* page table lock */
+	pmd_t *pmd;
+
+	for (i = 0; i < nr; i++)
+		errs[i] = -EBUSY;
+	if (WARN_ON_ONCE(nr > KSM_BATCH ||
+			 (start & PMD_MASK) != ((end - 1) & PMD_MASK)))
+		return;
+	if (ksm_kfolio_lock_dirty(kfolio))
+		return;
+	locked = ksm_lock_group(vma, pages, addrs, nr, errs);
+	if (!locked)
+		goto unlock_kfolio;
+
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, start, end);
+	mmu_notifier_invalidate_range_start(&range);
+	pmd = mm_find_pmd(mm, start);
+	table = pmd ? pte_offset_map_lock(mm, pmd, start, &ptl) : NULL;
+	if (table) {
+		cleared = ksm_clear_group(vma, table, start, pages, addrs,
+					  locked, old, errs);
+		if (cleared)
+			flush_tlb_range(vma, start, end);
+		for_each_set_bit(i, &cleared, KSM_BATCH)
+			errs[i] = ksm_install_kpage(vma, addrs[i], table +
+						    ((addrs[i] - start) >> PAGE_SHIFT),
+						    old[i], page_folio(pages[i]),
+						    kpage);
+		pte_unmap_unlock(table, ptl);
+	}
+	for_each_set_bit(i, &locked, KSM_BATCH) {
+		struct folio *folio = page_folio(pages[i]);
+
+		if (!errs[i]) {
+			/* The reference of the PTE we replaced. */
+			if (!folio_mapped(folio))
+				folio_free_swap(folio);
+			folio_put(folio);
+		}
+	}
+	mmu_notifier_invalidate_range_end(&range);
+	for_each_set_bit(i, &locked, KSM_BATCH)
+		folio_unlock(page_folio(pages[i]));
+unlock_kfolio:
+	folio_unlock(kfolio);
 }
 
 /**

@@ -18,11 +18,12 @@
  *    merged or due for a smart-scan skip;
  * 3. under ksm_ctx.lock, a page still merged or skipped is done with; any
  *    other is looked up in the stable tree, then in the unstable tree, and
- *    merged where a twin turns up.
+ *    merged where a twin turns up. Pages of the batch that join the same
+ *    KSM page are merged together, with one TLB flush (ksm_join_group).
  *
  * Steps 1 and 2, most of the cost of a page that does not merge, run in
  * parallel on as many threads as the ksmd_threads knob asks for; step 3 is
- * one short critical section per page.
+ * one critical section per batch.
  *
  * A pass is complete when every block was handed out and no claim is
  * left: full_scans goes up, and the next pass starts with an empty
@@ -60,10 +61,9 @@
  * just as well; and a large folio, which a merge may split (a split needs
  * our reference to be the only extra one).
  *
- * 32 pages: 512 bytes of stack, and at most 31 extra frames per thread
- * pinned from migration and compaction at a time.
+ * KSM_BATCH is 32 pages: at most 31 extra frames per thread pinned from
+ * migration and compaction at a time.
  */
-#define KSM_BATCH	32
 
 /**
  * struct ksm_page_batch - anonymous pages found by one walk
@@ -79,6 +79,45 @@ struct ksm_page_batch {
 	unsigned long next;
 	unsigned long addr[KSM_BATCH];
 	struct page *page[KSM_BATCH];
+};
+
+/**
+ * struct ksm_visit_batch - a batch of pages and what their visits need
+ * @walk: the pages.
+ * @item: each page's rmap item (NULL without memory).
+ * @content: each page's content hash, where @hashed says so.
+ * @hashed: bit i set when @content[i] is valid.
+ * @is_new: bit i set when @item[i] is new and not yet counted.
+ * @stale: items of the block that no longer have a page, to be freed.
+ */
+struct ksm_visit_batch {
+	struct ksm_page_batch walk;
+	struct ksm_rmap_item *item[KSM_BATCH];
+	u64 content[KSM_BATCH];
+	u32 hashed;
+	u32 is_new;
+	struct ksm_rmap_item *stale;
+};
+
+/**
+ * struct ksm_join_group - joins of one batch waiting for one TLB flush
+ * @kfolio: the KSM folio they all join, referenced.
+ * @nr: how many.
+ * @idx: the index of each in the batch.
+ *
+ * Pages of one batch lie in one block, so under one page table: those that
+ * join the same KSM page are merged together by ksm_join_pages(), with one
+ * TLB flush rather than one per page. When the merged process runs on
+ * another CPU every flush interrupts it, and that interrupt is most of
+ * what a merge costs. A group is filled and merged within one hold of
+ * ksm_ctx.lock; until it is merged its pages count as mappers of the KSM
+ * page already (ksm_ctx.scan.joining), so no copy of a content takes more
+ * than max_page_sharing.
+ */
+struct ksm_join_group {
+	struct folio *kfolio;
+	unsigned int nr;
+	u8 idx[KSM_BATCH];
 };
 
 /* A page ksmd may look at: anonymous memory in ordinary RAM. */
@@ -602,30 +641,142 @@ static void ksm_scan_unmerge(struct ksm_rmap_item *item)
 	ksm_unmerge_item(item);
 }
 
-/* Merge @item's @page into the KSM folio @kfolio and record it. */
-static int ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
-			 struct folio *kfolio)
+/*
+ * Record the @nr items in @items whose pages were just merged into @kfolio
+ * (@errs[i] is 0) as its mappers.
+ */
+static void ksm_scan_record_joins(struct folio *kfolio,
+				  struct ksm_rmap_item **items,
+				  const int *errs, unsigned int nr)
 {
-	int err = ksm_item_merge(item, page, &kfolio->page);
 	struct ksm_stable_node *node;
+	unsigned long undo = 0, i;
 
-	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(page), item,
-				      item->mm, err);
-	if (err)
-		return err;
 	/*
 	 * ksm_stable_lookup() made sure migration will see our reference,
-	 * so the node cannot change; if it did anyway, undo the merge.
+	 * so the node cannot change; if it did anyway, undo the merges.
 	 */
 	folio_lock(kfolio);
 	node = ksm_folio_node(kfolio);
-	err = node ? ksm_stable_make_room(node) : -EAGAIN;
-	if (!err)
-		ksm_stable_add_item(node, item);
+	for (i = 0; i < nr; i++) {
+		if (errs[i])
+			continue;
+		if (node && !ksm_stable_make_room(node))
+			ksm_stable_add_item(node, items[i]);
+		else
+			__set_bit(i, &undo);
+	}
 	folio_unlock(kfolio);
-	if (err)
-		ksm_scan_unmerge(item);
-	return err;
+	for_each_set_bit(i, &undo, KSM_BATCH)
+		ksm_scan_unmerge(items[i]);
+}
+
+/* Merge @item's @page into the KSM folio @kfolio and record it. */
+static void ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
+			  struct folio *kfolio)
+{
+	int err = ksm_item_merge(item, page, &kfolio->page);
+
+	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(page), item,
+				      item->mm, err);
+	ksm_scan_record_joins(kfolio, &item, &err, 1);
+}
+
+/*
+ * With @mm's mmap_lock held, merge the pages of @group (@items, @pages at
+ * @addrs) with one ksm_join_pages() per VMA they lie in; pin the VMA of
+ * each page merged.
+ */
+static void ksm_scan_merge_group(struct mm_struct *mm, struct folio *kfolio,
+				 struct ksm_rmap_item **items,
+				 struct page **pages, unsigned long *addrs,
+				 unsigned int nr, int *errs)
+{
+	struct vm_area_struct *vma;
+	unsigned int i = 0, end;
+
+	while (i < nr) {
+		vma = ksm_find_vma(mm, addrs[i]);
+		if (!vma) {
+			errs[i++] = -EFAULT;
+			continue;
+		}
+		for (end = i + 1; end < nr && addrs[end] < vma->vm_end; end++)
+			;
+		ksm_join_pages(vma, &kfolio->page, pages + i, addrs + i,
+			       end - i, errs + i);
+		for (; i < end; i++)
+			if (!errs[i])
+				ksm_item_pin_vma(items[i], vma);
+	}
+}
+
+/*
+ * Merge and record the joins of @group, pages of @batch; empty it. Not
+ * inlined: its arrays would add to the batch's on ksm_scan_batch()'s stack.
+ */
+static noinline_for_stack void
+ksm_scan_join_group(struct ksm_join_group *group, struct ksm_visit_batch *batch)
+{
+	struct ksm_rmap_item *items[KSM_BATCH];
+	unsigned long addrs[KSM_BATCH];
+	struct page *pages[KSM_BATCH];
+	struct mm_struct *mm;
+	int errs[KSM_BATCH];
+	unsigned int i;
+
+	ksm_assert_locked();
+	if (!group->nr)
+		return;
+	for (i = 0; i < group->nr; i++) {
+		items[i] = batch->item[group->idx[i]];
+		pages[i] = batch->walk.page[group->idx[i]];
+		addrs[i] = batch->walk.addr[group->idx[i]];
+	}
+	mm = items[0]->mm;
+	mmap_read_lock(mm);
+	ksm_scan_merge_group(mm, group->kfolio, items, pages, addrs,
+			     group->nr, errs);
+	mmap_read_unlock(mm);
+	for (i = 0; i < group->nr; i++)
+		trace_ksm_merge_with_ksm_page(group->kfolio,
+					      page_to_pfn(pages[i]), items[i],
+					      mm, errs[i]);
+	ksm_scan_record_joins(group->kfolio, items, errs, group->nr);
+
+	folio_put(group->kfolio);
+	group->kfolio = NULL;
+	group->nr = 0;
+	ksm_ctx.scan.joining = NULL;
+	ksm_ctx.scan.nr_joining = 0;
+}
+
+/*
+ * Page @i of @batch is to join @kfolio (referenced; the reference is
+ * consumed): add it to @group, or merge it now if it cannot wait. A large
+ * folio may need a split, and a KSM page (forked) is merged already.
+ */
+static void ksm_scan_join_later(struct ksm_join_group *group,
+				struct ksm_visit_batch *batch, unsigned int i,
+				struct folio *kfolio)
+{
+	struct folio *folio = page_folio(batch->walk.page[i]);
+
+	if (group->nr && group->kfolio != kfolio)
+		ksm_scan_join_group(group, batch);
+	if (folio_test_large(folio) || folio_test_ksm(folio)) {
+		ksm_scan_join(batch->item[i], batch->walk.page[i], kfolio);
+		folio_put(kfolio);
+		return;
+	}
+	if (group->nr) {
+		folio_put(kfolio);
+	} else {
+		group->kfolio = kfolio;
+		ksm_ctx.scan.joining = ksm_folio_node(kfolio);
+	}
+	group->idx[group->nr++] = i;
+	ksm_ctx.scan.nr_joining = group->nr;
 }
 
 /*
@@ -828,10 +979,12 @@ static bool ksm_scan_visit_start(struct ksm_rmap_item *item, struct page *page)
 
 /*
  * Find the page of @item, in @slot's mm, a twin or file it for later.
- * @content is the page's hash.
+ * @content is the page's hash. A twin in the stable tree is returned (a
+ * referenced KSM folio) for the caller to join; other merges are done here.
  */
-static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page,
-			   u64 content, struct ksm_mm *slot)
+static struct folio *ksm_scan_visit(struct ksm_rmap_item *item,
+				    struct page *page, u64 content,
+				    struct ksm_mm *slot)
 {
 	struct folio *folio = page_folio(page), *kfolio;
 	struct ksm_rmap_item *tree_item;
@@ -848,34 +1001,35 @@ static void ksm_scan_visit(struct ksm_rmap_item *item, struct page *page,
 		item->hashed = true;
 		if (ksm_huge_merge_pays(page, item->mm, ksm_item_addr(item), NULL,
 					NULL, 0))
-			ksm_scan_join(item, page, kfolio);
+			return kfolio;
 		folio_put(kfolio);
-		return;		/* on failure, retry next pass */
+		return NULL;	/* retry next pass */
 	}
 	if (folio_test_ksm(folio))
-		return;		/* a KSM page outside the tree: leave it */
+		return NULL;	/* a KSM page outside the tree: leave it */
 	if (!ksm_scan_settled(item, hash))
-		return;
+		return NULL;
 
 	if (READ_ONCE(ksm_ctx.knobs.use_zero_pages) &&
 	    content == ksm_ctx.zero_hash &&
 	    ksm_huge_merge_pays(page, item->mm, ksm_item_addr(item), NULL, NULL, 0) &&
 	    !ksm_scan_merge_zero(item, page))
-		return;
+		return NULL;
 
 	tree_item = ksm_unstable_find_or_insert(item, page, &tree_page);
 	if (!tree_item) {
 		ksm_scan_note_fruitless(item);
-		return;
+		return NULL;
 	}
 	if (!ksm_huge_merge_pays(page, item->mm, ksm_item_addr(item), tree_page,
 				 tree_item->mm, ksm_item_addr(tree_item))) {
 		/* Both stay whole; the twin stays in the tree for others. */
 		put_page(tree_page);
 		ksm_scan_note_fruitless(item);
-		return;
+		return NULL;
 	}
 	ksm_scan_merge_pair(item, page, tree_item, tree_page);
+	return NULL;
 }
 
 /*
@@ -894,36 +1048,79 @@ static bool ksm_scan_wants_hash(struct ksm_rmap_item *item, struct page *page)
 }
 
 /*
- * Visit @page, at @addr in @claim's block. What needs no lock (finding or
- * making the item, the hash) is done before taking it, so that the tree
- * work is one short critical section.
+ * Before the visits of @batch's pages, with no lock held: find or make
+ * their items (the block's list belongs to the thread) and hash the pages
+ * whose visits will likely need it, so that the tree work is one short
+ * critical section.
  */
-static void ksm_scan_page(struct ksm_claim *claim, struct page *page,
-			  unsigned long addr)
+static void ksm_scan_prepare(struct ksm_claim *claim,
+			     struct ksm_visit_batch *batch)
 {
-	struct ksm_rmap_item *item, *stale;
-	bool is_new, hashed = false;
-	u64 content = 0;
+	struct ksm_rmap_item **stale_tail = &batch->stale, *stale;
+	unsigned int i;
+	bool is_new;
 
-	item = ksm_claim_item_at(claim, addr, &stale, &is_new);
-	if (item && ksm_scan_wants_hash(item, page)) {
-		content = ksm_page_hash(page);
-		hashed = true;
+	batch->hashed = 0;
+	batch->is_new = 0;
+	batch->stale = NULL;
+	for (i = 0; i < batch->walk.nr; i++) {
+		struct ksm_rmap_item *item;
+
+		item = ksm_claim_item_at(claim, batch->walk.addr[i], &stale, &is_new);
+		batch->item[i] = item;
+		if (is_new)
+			batch->is_new |= BIT(i);
+		if (stale) {
+			*stale_tail = stale;
+			while (stale->next)
+				stale = stale->next;
+			stale_tail = &stale->next;
+		}
+		if (item && ksm_scan_wants_hash(item, batch->walk.page[i])) {
+			batch->content[i] = ksm_page_hash(batch->walk.page[i]);
+			batch->hashed |= BIT(i);
+		}
 	}
+}
+
+/*
+ * Visit the pages of @batch, in @claim's block, under one hold of
+ * ksm_ctx.lock, which a page that still needs its hash drops while it is
+ * hashed. Joins of one KSM page are merged together (ksm_join_group).
+ */
+static void ksm_scan_visit_batch(struct ksm_claim *claim,
+				 struct ksm_visit_batch *batch)
+{
+	struct ksm_join_group group = { .nr = 0 };
+	struct folio *kfolio;
+	unsigned int i;
 
 	mutex_lock(&ksm_ctx.lock);
-	ksm_rmap_list_free(&stale);
-	if (is_new)
-		ksm_rmap_item_count(item);
-	if (item && ksm_scan_visit_start(item, page)) {
-		if (!hashed) {
+	ksm_rmap_list_free(&batch->stale);
+	for (i = 0; i < batch->walk.nr; i++) {
+		struct ksm_rmap_item *item = batch->item[i];
+		struct page *page = batch->walk.page[i];
+
+		if (!item)
+			continue;
+		if (batch->is_new & BIT(i))
+			ksm_rmap_item_count(item);
+		if (!ksm_scan_visit_start(item, page))
+			continue;
+		if (!(batch->hashed & BIT(i))) {
+			/* No join may wait across the unlock. */
+			ksm_scan_join_group(&group, batch);
 			/* The item is in no tree: nobody else can reach it. */
 			mutex_unlock(&ksm_ctx.lock);
-			content = ksm_page_hash(page);
+			batch->content[i] = ksm_page_hash(page);
 			mutex_lock(&ksm_ctx.lock);
 		}
-		ksm_scan_visit(item, page, content, claim->slot);
+		kfolio = ksm_scan_visit(item, page, batch->content[i],
+					claim->slot);
+		if (kfolio)
+			ksm_scan_join_later(&group, batch, i, kfolio);
 	}
+	ksm_scan_join_group(&group, batch);
 	mutex_unlock(&ksm_ctx.lock);
 }
 
@@ -938,7 +1135,7 @@ static void ksm_scan_page(struct ksm_claim *claim, struct page *page,
  */
 int ksm_scan_batch(struct ksm_claim *claim, unsigned int nr_pages)
 {
-	struct ksm_page_batch batch;
+	struct ksm_visit_batch batch;
 	unsigned int i;
 	int err = 0;
 
@@ -951,19 +1148,19 @@ int ksm_scan_batch(struct ksm_claim *claim, unsigned int nr_pages)
 			if (err)
 				break;
 		}
-		batch.max = min(nr_pages, KSM_BATCH);
-		if (!ksm_claim_next_pages(claim, &batch)) {
+		batch.walk.max = min(nr_pages, KSM_BATCH);
+		if (!ksm_claim_next_pages(claim, &batch.walk)) {
 			mutex_lock(&ksm_ctx.lock);
 			ksm_claim_finish(claim);
 			mutex_unlock(&ksm_ctx.lock);
 			continue;
 		}
-		for (i = 0; i < batch.nr; i++) {
-			ksm_scan_page(claim, batch.page[i], batch.addr[i]);
-			put_page(batch.page[i]);
-			cond_resched();
-		}
-		nr_pages -= batch.nr;
+		ksm_scan_prepare(claim, &batch);
+		ksm_scan_visit_batch(claim, &batch);
+		for (i = 0; i < batch.walk.nr; i++)
+			put_page(batch.walk.page[i]);
+		cond_resched();
+		nr_pages -= batch.walk.nr;
 	}
 	if (claim->slot) {
 		mutex_lock(&ksm_ctx.lock);

@@ -331,10 +331,21 @@ static struct folio *ksm_node_folio_or_free(struct ksm_stable_node *node)
 }
 
 /*
+ * Mappers of @node so far: those recorded, and those a join group of the
+ * scanner is merging into it under ksm_ctx.lock (see ksm_join_group).
+ */
+static unsigned int ksm_node_mappers(struct ksm_stable_node *node)
+{
+	return node->nr_items +
+	       (node == ksm_ctx.scan.joining ? ksm_ctx.scan.nr_joining : 0);
+}
+
+/*
  * A live copy of @key with room for one more mapper, on the right node.
  * Copies with room come before full ones, so the walk stops at the first
- * full copy: past stale copies and copies that migration moved to another
- * node, it looks at one copy whatever their number.
+ * full copy: past stale copies, copies that migration moved to another
+ * node and the one a join group is filling, it looks at one copy whatever
+ * their number.
  */
 static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
 				       struct page *page)
@@ -354,6 +365,8 @@ static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
 	list_for_each_entry_safe(node, tmp, &key->copies, copy_link) {
 		if (node->nr_items >= max)
 			break;
+		if (ksm_node_mappers(node) >= max)
+			continue;
 		folio = ksm_node_folio_or_free(node);
 		if (!folio)
 			continue;

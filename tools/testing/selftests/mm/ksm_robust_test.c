@@ -14,6 +14,8 @@
  *  - O_DIRECT reads into pages while they are being merged: the data
  *    lands in the reader's page and in no KSM page (this is what the
  *    refcount check after clearing the PTE is for);
+ *  - both races again with every page of one content, so that many pages
+ *    of one page table join one KSM page with a single TLB flush;
  *  - unmerging more than a memory cgroup allows, by the process itself
  *    (MADV_UNMERGEABLE) and by an administrator (run=2): the cgroup's task
  *    gets -ENOMEM or is OOM-killed, the writer and the kernel carry on,
@@ -556,9 +558,24 @@ static void race_ksmd(struct __test_metadata *_metadata,
 	self->nchildren = 0;
 }
 
-TEST_F_TIMEOUT(ksm_robust, writes_racing_merges, 600)
+/*
+ * @ref's RACE_PAGES pages: each its own content, or (@one_content) all
+ * the same, so that ksmd merges many pages of one page table into one KSM
+ * page at once, with one TLB flush (ksm_join_pages()).
+ */
+static void race_fill(char *ref, bool one_content)
 {
+	uint64_t seed = ksm_unique_seed();
 	size_t ps = ksm_page_size(), i;
+
+	for (i = 0; i < RACE_PAGES; i++)
+		ksm_fill_page(ref + i * ps, one_content ? seed : ksm_unique_seed());
+}
+
+static void writes_race(struct __test_metadata *_metadata,
+			FIXTURE_DATA(ksm_robust) *self, bool one_content)
+{
+	size_t ps = ksm_page_size();
 	unsigned long cow0 = 0, cow1 = 0;
 	struct race_state *st;
 	int who;
@@ -569,8 +586,7 @@ TEST_F_TIMEOUT(ksm_robust, writes_racing_merges, 600)
 	ASSERT_NE(MAP_FAILED, st);
 	ref = malloc(RACE_PAGES * ps);
 	ASSERT_NE(NULL, ref);
-	for (i = 0; i < RACE_PAGES; i++)
-		ksm_fill_page(ref + i * ps, ksm_unique_seed());
+	race_fill(ref, one_content);
 	for (who = 0; who < 2; who++) {
 		pid_t pid = fork();
 
@@ -590,6 +606,17 @@ TEST_F_TIMEOUT(ksm_robust, writes_racing_merges, 600)
 	EXPECT_LT(0UL, cow1 - cow0);
 	munmap(st, sizeof(*st));
 	free(ref);
+}
+
+TEST_F_TIMEOUT(ksm_robust, writes_racing_merges, 600)
+{
+	writes_race(_metadata, self, false);
+}
+
+/* The same, all pages one content: merges of many pages, one flush. */
+TEST_F_TIMEOUT(ksm_robust, writes_racing_group_merges, 600)
+{
+	writes_race(_metadata, self, true);
 }
 
 /* ------------------------------------------------------------------ */
@@ -631,7 +658,8 @@ static void odirect_reader(struct race_state *st, const char *ref,
 	_exit(0);
 }
 
-TEST_F_TIMEOUT(ksm_robust, odirect_reads_racing_merges, 600)
+static void odirect_race(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(ksm_robust) *self, bool one_content)
 {
 	size_t ps = ksm_page_size(), i, len = RACE_PAGES * ps;
 	char dev[64], why[160], *ref, *dev_data;
@@ -652,10 +680,9 @@ TEST_F_TIMEOUT(ksm_robust, odirect_reads_racing_merges, 600)
 	dev_data = ksm_map(RACE_PAGES);
 	ASSERT_NE(MAP_FAILED, ref);
 	ASSERT_NE(MAP_FAILED, dev_data);
-	for (i = 0; i < RACE_PAGES; i++) {
-		ksm_fill_page(ref + i * ps, ksm_unique_seed());
+	race_fill(ref, one_content);
+	for (i = 0; i < RACE_PAGES; i++)
 		ksm_fill_page(dev_data + i * ps, ksm_unique_seed());
-	}
 	ASSERT_EQ((ssize_t)len, pwrite(fd, dev_data, len, 0))
 		TH_LOG("O_DIRECT write to %s: %s", dev, strerror(errno));
 
@@ -680,6 +707,17 @@ TEST_F_TIMEOUT(ksm_robust, odirect_reads_racing_merges, 600)
 	munmap(st, sizeof(*st));
 	ksm_unmap(ref, RACE_PAGES);
 	ksm_unmap(dev_data, RACE_PAGES);
+}
+
+TEST_F_TIMEOUT(ksm_robust, odirect_reads_racing_merges, 600)
+{
+	odirect_race(_metadata, self, false);
+}
+
+/* The same, all pages one content: merges of many pages, one flush. */
+TEST_F_TIMEOUT(ksm_robust, odirect_reads_racing_group_merges, 600)
+{
+	odirect_race(_metadata, self, true);
 }
 
 /* ------------------------------------------------------------------ */
