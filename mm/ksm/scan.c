@@ -266,8 +266,9 @@ static unsigned int ksm_find_pages(struct mm_struct *mm, unsigned long *from,
 /*
  * The first anonymous page of @mm in a mergeable VMA at or after *@from,
  * as ksm_find_pages(); its address in *@addr. NULL when there is none.
+ * Not inlined: its batch would add to the one on ksm_scan_batch()'s stack.
  */
-static struct page *ksm_find_page(struct mm_struct *mm, unsigned long *from,
+static noinline_for_stack struct page *ksm_find_page(struct mm_struct *mm, unsigned long *from,
 				  unsigned long end, unsigned long *addr)
 {
 	struct ksm_page_batch batch = { .max = 1 };
