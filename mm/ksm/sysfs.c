@@ -19,12 +19,17 @@
 #define KSM_ATTR_RO(_name) \
 	static struct kobj_attribute _name##_attr = __ATTR_RO(_name)
 
-/* A read-only file showing one unsigned long. */
+/*
+ * A read-only file showing one unsigned long. Counters change under
+ * ksm_ctx.lock and are read without it: benign, a statistic is a moment
+ * old by the time anyone reads it, and a word-sized load does not tear.
+ */
 #define KSM_COUNTER(_name, _value)					\
 static ssize_t _name##_show(struct kobject *kobj,			\
 			    struct kobj_attribute *attr, char *buf)	\
 {									\
-	return sysfs_emit(buf, "%lu\n", (unsigned long)(_value));	\
+	/* Benign race with the writers: see above. */			\
+	return sysfs_emit(buf, "%lu\n", (unsigned long)data_race(_value)); \
 }									\
 KSM_ATTR_RO(_name)
 
@@ -308,10 +313,10 @@ static ssize_t pages_volatile_show(struct kobject *kobj,
 				   struct kobj_attribute *attr, char *buf)
 {
 	struct ksm_stats *st = &ksm_ctx.stats;
-	long nr = (long)st->rmap_items - st->pages_shared -
-		  st->pages_sharing - st->pages_unshared;
+	/* Unlocked, as in KSM_COUNTER(); never show a negative transient. */
+	long nr = data_race((long)st->rmap_items - st->pages_shared -
+			    st->pages_sharing - st->pages_unshared);
 
-	/* The counters are read unlocked: never show a negative transient. */
 	return sysfs_emit(buf, "%ld\n", max(nr, 0L));
 }
 KSM_ATTR_RO(pages_volatile);
@@ -327,10 +332,17 @@ KSM_ATTR_RO(_name)
 
 /* Zero pages KSM mapped, and the net saving they are part of. */
 KSM_SIGNED_COUNTER(ksm_zero_pages, ksm_zero_pages_total());
-KSM_SIGNED_COUNTER(general_profit,
-		   ksm_profit(ksm_ctx.stats.pages_sharing +
-			      ksm_zero_pages_total(),
-			      ksm_ctx.stats.rmap_items));
+
+/* The net saving; counters read unlocked, benign as in KSM_COUNTER(). */
+static long ksm_general_profit(void)
+{
+	long sharing = data_race(ksm_ctx.stats.pages_sharing); /* benign */
+	long items = data_race(ksm_ctx.stats.rmap_items); /* benign */
+
+	return ksm_profit(sharing + ksm_zero_pages_total(), items);
+}
+
+KSM_SIGNED_COUNTER(general_profit, ksm_general_profit());
 
 /* Tunables first, in the order of the admin guide, then counters. */
 static struct attribute *ksm_attrs[] = {
