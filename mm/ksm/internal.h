@@ -221,8 +221,12 @@ struct ksm_stable_node {
 #define KSM_BLOCK_SIZE		BIT(KSM_BLOCK_SHIFT)
 #define KSM_BLOCK_MASK		(~(KSM_BLOCK_SIZE - 1))
 
-/* Most pages one page table walk of the scanner collects (see scan.c). */
+/*
+ * Most pages one page table walk of the scanner collects (see scan.c);
+ * sets of them are u32 bit masks.
+ */
 #define KSM_BATCH		32
+static_assert(KSM_BATCH <= 32);
 
 /* Most ksmd threads the ksmd_threads knob allows. */
 #define KSM_MAX_THREADS		16

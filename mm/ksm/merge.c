@@ -32,7 +32,7 @@
 
 #include <linux/highmem.h>
 #include <linux/huge_mm.h>
-#include <linux/hugetlb.h>
+#include <linux/hugetlb.h>	/* x86 flush_tlb_range() */
 #include <linux/mmu_notifier.h>
 #include <linux/pagewalk.h>
 #include <linux/rmap.h>
@@ -529,11 +529,12 @@ void ksm_join_pages(struct vm_area_struct *vma, struct page *kpage,
 					  locked, old, errs);
 		if (cleared)
 			flush_tlb_range(vma, start, end);
-		for_each_set_bit(i, &cleared, KSM_BATCH)
-			errs[i] = ksm_install_kpage(vma, addrs[i], table +
-						    ((addrs[i] - start) >> PAGE_SHIFT),
-						    old[i], page_folio(pages[i]),
-						    kpage);
+		for_each_set_bit(i, &cleared, KSM_BATCH) {
+			pte_t *ptep = table + ((addrs[i] - start) >> PAGE_SHIFT);
+
+			errs[i] = ksm_install_kpage(vma, addrs[i], ptep, old[i],
+						    page_folio(pages[i]), kpage);
+		}
 		pte_unmap_unlock(table, ptl);
 	}
 	for_each_set_bit(i, &locked, KSM_BATCH) {

@@ -42,9 +42,10 @@
 #include <trace/events/ksm.h>
 
 /*
- * Pages collected by one page table walk, then visited one after the
- * other: one walk, one mmap_lock round trip and one page table lock hold
- * per KSM_BATCH pages rather than per page.
+ * Batches: pages collected by one page table walk, up to KSM_BATCH
+ * (internal.h), then visited one after the other: one walk, one mmap_lock
+ * round trip, one page table lock hold and one hold of ksm_ctx.lock per
+ * batch rather than per page.
  *
  * A collected page is a snapshot, and only a page that nothing but its PTE
  * can change is batched: an exclusive anonymous page (PageAnonExclusive)
@@ -61,8 +62,10 @@
  * just as well; and a large folio, which a merge may split (a split needs
  * our reference to be the only extra one).
  *
- * KSM_BATCH is 32 pages: at most 31 extra frames per thread pinned from
- * migration and compaction at a time.
+ * The batch's reference on a page goes as soon as its visit is over
+ * (unless it waits in a join group): at most 31 extra frames per thread
+ * are pinned from migration and compaction at a time, and none that
+ * another merge may need to find unreferenced.
  */
 
 /**
@@ -103,16 +106,21 @@ struct ksm_visit_batch {
  * struct ksm_join_group - joins of one batch waiting for one TLB flush
  * @kfolio: the KSM folio they all join, referenced.
  * @nr: how many.
- * @idx: the index of each in the batch.
+ * @idx: the index of each in the batch; the group holds the batch's
+ *       reference on those pages until they are merged.
  *
  * Pages of one batch lie in one block, so under one page table: those that
  * join the same KSM page are merged together by ksm_join_pages(), with one
  * TLB flush rather than one per page. When the merged process runs on
  * another CPU every flush interrupts it, and that interrupt is most of
- * what a merge costs. A group is filled and merged within one hold of
- * ksm_ctx.lock; until it is merged its pages count as mappers of the KSM
- * page already (ksm_ctx.scan.joining), so no copy of a content takes more
- * than max_page_sharing.
+ * what a merge costs. A group spans fewer than KSM_BATCH pages of
+ * addresses, so that what it invalidates in a secondary MMU (KVM) and
+ * flushes stays about the size of its pages, however sparse the block.
+ *
+ * A group is filled and merged within one hold of ksm_ctx.lock; until it
+ * is merged its pages count as mappers of the KSM page already
+ * (ksm_ctx.scan.joining), so no copy of a content takes more than
+ * max_page_sharing.
  */
 struct ksm_join_group {
 	struct folio *kfolio;
@@ -268,8 +276,9 @@ static unsigned int ksm_find_pages(struct mm_struct *mm, unsigned long *from,
  * as ksm_find_pages(); its address in *@addr. NULL when there is none.
  * Not inlined: its batch would add to the one on ksm_scan_batch()'s stack.
  */
-static noinline_for_stack struct page *ksm_find_page(struct mm_struct *mm, unsigned long *from,
-				  unsigned long end, unsigned long *addr)
+static noinline_for_stack struct page *
+ksm_find_page(struct mm_struct *mm, unsigned long *from, unsigned long end,
+	      unsigned long *addr)
 {
 	struct ksm_page_batch batch = { .max = 1 };
 
@@ -744,6 +753,8 @@ ksm_scan_join_group(struct ksm_join_group *group, struct ksm_visit_batch *batch)
 					      page_to_pfn(pages[i]), items[i],
 					      mm, errs[i]);
 	ksm_scan_record_joins(group->kfolio, items, errs, group->nr);
+	for (i = 0; i < group->nr; i++)
+		put_page(pages[i]);	/* the batch's reference */
 
 	folio_put(group->kfolio);
 	group->kfolio = NULL;
@@ -756,19 +767,24 @@ ksm_scan_join_group(struct ksm_join_group *group, struct ksm_visit_batch *batch)
  * Page @i of @batch is to join @kfolio (referenced; the reference is
  * consumed): add it to @group, or merge it now if it cannot wait. A large
  * folio may need a split, and a KSM page (forked) is merged already.
+ * Returns true when the page waits in @group, which then owns the batch's
+ * reference on it.
  */
-static void ksm_scan_join_later(struct ksm_join_group *group,
+static bool ksm_scan_join_later(struct ksm_join_group *group,
 				struct ksm_visit_batch *batch, unsigned int i,
 				struct folio *kfolio)
 {
 	struct folio *folio = page_folio(batch->walk.page[i]);
+	unsigned long addr = batch->walk.addr[i];
 
-	if (group->nr && group->kfolio != kfolio)
+	if (group->nr && (group->kfolio != kfolio ||
+			  addr - batch->walk.addr[group->idx[0]] >=
+			  KSM_BATCH * PAGE_SIZE))
 		ksm_scan_join_group(group, batch);
 	if (folio_test_large(folio) || folio_test_ksm(folio)) {
 		ksm_scan_join(batch->item[i], batch->walk.page[i], kfolio);
 		folio_put(kfolio);
-		return;
+		return false;
 	}
 	if (group->nr) {
 		folio_put(kfolio);
@@ -778,6 +794,7 @@ static void ksm_scan_join_later(struct ksm_join_group *group,
 	}
 	group->idx[group->nr++] = i;
 	ksm_ctx.scan.nr_joining = group->nr;
+	return true;
 }
 
 /*
@@ -1067,7 +1084,8 @@ static void ksm_scan_prepare(struct ksm_claim *claim,
 	for (i = 0; i < batch->walk.nr; i++) {
 		struct ksm_rmap_item *item;
 
-		item = ksm_claim_item_at(claim, batch->walk.addr[i], &stale, &is_new);
+		item = ksm_claim_item_at(claim, batch->walk.addr[i], &stale,
+					 &is_new);
 		batch->item[i] = item;
 		if (is_new)
 			batch->is_new |= BIT(i);
@@ -1085,41 +1103,55 @@ static void ksm_scan_prepare(struct ksm_claim *claim,
 }
 
 /*
+ * Visit page @i of @batch under ksm_ctx.lock, which is dropped while a
+ * page that still needs its hash is hashed. Returns true when the page
+ * waits in @group to be merged; the batch's reference on any other page
+ * can go: a twin this thread or another finds in the unstable tree must
+ * carry no reference but the finder's, or its merge is refused.
+ */
+static bool ksm_scan_visit_one(struct ksm_claim *claim,
+			       struct ksm_join_group *group,
+			       struct ksm_visit_batch *batch, unsigned int i)
+{
+	struct ksm_rmap_item *item = batch->item[i];
+	struct page *page = batch->walk.page[i];
+	struct folio *kfolio;
+
+	if (!item)
+		return false;
+	if (batch->is_new & BIT(i))
+		ksm_rmap_item_count(item);
+	if (!ksm_scan_visit_start(item, page))
+		return false;
+	if (!(batch->hashed & BIT(i))) {
+		/* No join may wait across the unlock. */
+		ksm_scan_join_group(group, batch);
+		/* The item is in no tree: nobody else can reach it. */
+		mutex_unlock(&ksm_ctx.lock);
+		batch->content[i] = ksm_page_hash(page);
+		mutex_lock(&ksm_ctx.lock);
+	}
+	kfolio = ksm_scan_visit(item, page, batch->content[i], claim->slot);
+	return kfolio && ksm_scan_join_later(group, batch, i, kfolio);
+}
+
+/*
  * Visit the pages of @batch, in @claim's block, under one hold of
- * ksm_ctx.lock, which a page that still needs its hash drops while it is
- * hashed. Joins of one KSM page are merged together (ksm_join_group).
+ * ksm_ctx.lock; joins of one KSM page are merged together
+ * (ksm_join_group). Consumes the batch's page references.
  */
 static void ksm_scan_visit_batch(struct ksm_claim *claim,
 				 struct ksm_visit_batch *batch)
 {
 	struct ksm_join_group group = { .nr = 0 };
-	struct folio *kfolio;
 	unsigned int i;
 
 	mutex_lock(&ksm_ctx.lock);
 	ksm_rmap_list_free(&batch->stale);
 	for (i = 0; i < batch->walk.nr; i++) {
-		struct ksm_rmap_item *item = batch->item[i];
-		struct page *page = batch->walk.page[i];
-
-		if (!item)
-			continue;
-		if (batch->is_new & BIT(i))
-			ksm_rmap_item_count(item);
-		if (!ksm_scan_visit_start(item, page))
-			continue;
-		if (!(batch->hashed & BIT(i))) {
-			/* No join may wait across the unlock. */
-			ksm_scan_join_group(&group, batch);
-			/* The item is in no tree: nobody else can reach it. */
-			mutex_unlock(&ksm_ctx.lock);
-			batch->content[i] = ksm_page_hash(page);
-			mutex_lock(&ksm_ctx.lock);
-		}
-		kfolio = ksm_scan_visit(item, page, batch->content[i],
-					claim->slot);
-		if (kfolio)
-			ksm_scan_join_later(&group, batch, i, kfolio);
+		if (!ksm_scan_visit_one(claim, &group, batch, i))
+			put_page(batch->walk.page[i]);
+		cond_resched();
 	}
 	ksm_scan_join_group(&group, batch);
 	mutex_unlock(&ksm_ctx.lock);
@@ -1137,7 +1169,6 @@ static void ksm_scan_visit_batch(struct ksm_claim *claim,
 int ksm_scan_batch(struct ksm_claim *claim, unsigned int nr_pages)
 {
 	struct ksm_visit_batch batch;
-	unsigned int i;
 	int err = 0;
 
 	lockdep_assert_held_read(&ksm_ctx.scan_sem);
@@ -1158,9 +1189,6 @@ int ksm_scan_batch(struct ksm_claim *claim, unsigned int nr_pages)
 		}
 		ksm_scan_prepare(claim, &batch);
 		ksm_scan_visit_batch(claim, &batch);
-		for (i = 0; i < batch.walk.nr; i++)
-			put_page(batch.walk.page[i]);
-		cond_resched();
 		nr_pages -= batch.walk.nr;
 	}
 	if (claim->slot) {

@@ -569,7 +569,8 @@ static void race_fill(char *ref, bool one_content)
 	size_t ps = ksm_page_size(), i;
 
 	for (i = 0; i < RACE_PAGES; i++)
-		ksm_fill_page(ref + i * ps, one_content ? seed : ksm_unique_seed());
+		ksm_fill_page(ref + i * ps,
+			      one_content ? seed : ksm_unique_seed());
 }
 
 static void writes_race(struct __test_metadata *_metadata,
