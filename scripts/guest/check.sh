@@ -247,4 +247,5 @@ if [ -x /tests/ours/ksm_stress_test ]; then
 fi
 
 reset_or_abort
+kcsan_summary
 mark "KSMTEST-DONE"

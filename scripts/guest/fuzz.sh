@@ -38,4 +38,5 @@ set -- -d "$DUR" -p "$PROCS"
 run_long "$SUITE" fuzz $((DUR + 600)) "$BIN" "$@"
 
 reset_ksm 60 || echo "harness: WARNING: resetting KSM did not finish in 60s (ksmd stuck?)"
+kcsan_summary
 mark "KSMTEST-DONE"

@@ -121,6 +121,13 @@ kernel_splats() {
 	dmesg 2>/dev/null | grep -E "$splat_re" | grep -v 'BUG: KCSAN:' | head -n "${1:-100000}" | grep .
 }
 
+# kcsan_summary: on a KCSAN kernel, say that KCSAN ran and what it saw
+# (its debugfs counters: watchpoints set up, data races found, ...).
+kcsan_summary() {
+	[ -r /sys/kernel/debug/kcsan ] || return 0
+	echo "harness: KCSAN: $(head -n 12 /sys/kernel/debug/kcsan | tr '\n' ' ')"
+}
+
 # long_run_setup SUITE BINARY: before a long run, say what the guest has
 # (KSM, nodes, THP, zram, swap); end the run if BINARY is missing.
 long_run_setup() {

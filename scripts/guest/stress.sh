@@ -92,4 +92,5 @@ run_long "$SUITE" stress "$T" "$BIN" "$@"
 reset_ksm 60 || echo "harness: WARNING: resetting KSM did not finish in 60s (ksmd stuck?)"
 [ "$(wc -l </proc/swaps)" -gt 1 ] &&
 	echo "harness: WARNING: swap still active: $(tail -n +2 /proc/swaps | tr '\n' ' ')"
+kcsan_summary
 mark "KSMTEST-DONE"
