@@ -236,6 +236,12 @@ fail:
  */
 long ksm_process_profit(struct mm_struct *mm)
 {
-	return ksm_profit(mm->ksm_merging_pages + mm_ksm_zero_pages(mm),
-			  mm->ksm_rmap_items);
+	/*
+	 * Counters that change under ksm_ctx.lock, read without it for
+	 * /proc/PID/ksm_stat: benign, a moment-old figure is what a reader
+	 * gets anyway, and word-sized loads do not tear.
+	 */
+	return data_race(ksm_profit(mm->ksm_merging_pages +
+				    mm_ksm_zero_pages(mm),
+				    mm->ksm_rmap_items));
 }
