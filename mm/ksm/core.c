@@ -111,12 +111,17 @@ static DEFINE_MUTEX(ksm_threads_lock);
  * ksm_page_hash() - hash the content of one page
  * @page: the page; the caller holds a reference.
  *
+ * User space may be writing the page meanwhile: the hash of a changing
+ * page is a hash that matches nothing, or a stale one, and every merge
+ * compares the bytes again once nobody can write them.
+ *
  * Return: the 64-bit xxhash of the page's bytes.
  */
 u64 ksm_page_hash(struct page *page)
 {
 	void *addr = kmap_local_page(page);
-	u64 hash = xxh64(addr, PAGE_SIZE, 0);
+	/* A benign race with user space writes: see above. */
+	u64 hash = data_race(xxh64(addr, PAGE_SIZE, 0));
 
 	kunmap_local(addr);
 	return hash;

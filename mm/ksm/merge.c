@@ -619,7 +619,10 @@ struct folio *ksm_fresh_frame(struct vm_area_struct *vma, struct page *page)
 		folio_put(folio);
 		return NULL;
 	}
+	/* @page is writable: benign, the merge compares it with the copy. */
+	kcsan_disable_current();
 	copy_highpage(&folio->page, page);
+	kcsan_enable_current();
 	__folio_mark_uptodate(folio);
 	__folio_set_swapbacked(folio);
 	ksm_folio_set_node(folio, NULL);

@@ -259,7 +259,8 @@ static int ksm_key_compare(struct ksm_stable_key *key, struct page *page)
 		return 1;
 	a = kmap_local_page(page);
 	b = kmap_local_folio(folio, 0);
-	ret = memcmp(a, b, PAGE_SIZE);
+	/* @page is writable: benign, the merge compares it again. */
+	ret = data_race(memcmp(a, b, PAGE_SIZE));
 	kunmap_local(b);
 	kunmap_local(a);
 	folio_put(folio);

@@ -135,8 +135,10 @@ static struct page *ksm_unstable_match(struct ksm_rmap_item *tree_item,
 		goto no_match;
 	}
 	if (tree_page == page ||
-	    ksm_tree_index(page_to_nid(tree_page)) != nid ||
-	    !pages_identical(page, tree_page))
+	    ksm_tree_index(page_to_nid(tree_page)) != nid)
+		goto no_match;
+	/* Both are writable: benign, the merge compares them again. */
+	if (!data_race(pages_identical(page, tree_page)))
 		goto no_match;
 	return tree_page;
 
