@@ -509,6 +509,7 @@ void ksm_join_pages(struct vm_area_struct *vma, struct page *kpage,
 	spinlock_t *ptl;	/* page table lock */
 	pmd_t *pmd;
 
+	mmap_assert_locked(mm);
 	for (i = 0; i < nr; i++)
 		errs[i] = -EBUSY;
 	if (WARN_ON_ONCE(nr > KSM_BATCH ||

@@ -777,6 +777,7 @@ static bool ksm_scan_join_later(struct ksm_join_group *group,
 	struct folio *folio = page_folio(batch->walk.page[i]);
 	unsigned long addr = batch->walk.addr[i];
 
+	ksm_assert_locked();	/* a group never waits across an unlock */
 	if (group->nr && (group->kfolio != kfolio ||
 			  addr - batch->walk.addr[group->idx[0]] >=
 			  KSM_BATCH * PAGE_SIZE))
