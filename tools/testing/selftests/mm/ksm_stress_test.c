@@ -1212,13 +1212,83 @@ static int phase_fork_storm(void)
 	return R_PASS;
 }
 
+/*
+ * What the page tables said around munmap_mremap's moves, printed only
+ * when the pages moved with MREMAP_DONTUNMAP read wrong: the frames of the
+ * last chunk (the one whose hole the DONTUNMAP destination lands in) and of
+ * the DONTUNMAP source before the moves, and where they all are after.
+ */
+struct mremap_trace {
+	uint64_t chunk_before[16];	/* last chunk, before step 1 */
+	uint64_t du_src_before[8];	/* DONTUNMAP source, before step 1 */
+	uint64_t chunk_moved[16];	/* last chunk at dst, before step 2 */
+};
+
+static void pfns_read(uint64_t *pfn, char *addr, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		pfn[i] = page_pfn(addr + i * PS);
+}
+
+static void pfns_print(const char *what, const uint64_t *pfn, size_t n)
+{
+	size_t i;
+
+	printf("#   %s:", what);
+	for (i = 0; i < n; i++)
+		printf(" %#llx", (unsigned long long)pfn[i]);
+	printf("\n");
+}
+
+/* Print the trace, the frames now, the mappings, and when the pages heal. */
+static void mremap_trace_report(const struct mremap_trace *t, struct region *r,
+				char *chunk_at, char *du, size_t first)
+{
+	uint64_t now_pfn[16];
+	double t0 = now();
+	char cmd[64];
+	size_t i, bad;
+
+	printf("# frames around the moves (chunk at %p, DONTUNMAP at %p):\n",
+	       (void *)chunk_at, (void *)du);
+	pfns_print("last chunk before step 1", t->chunk_before, 16);
+	pfns_print("DONTUNMAP source before step 1", t->du_src_before, 8);
+	pfns_print("last chunk after step 1", t->chunk_moved, 16);
+	pfns_read(now_pfn, chunk_at, 16);
+	pfns_print("last chunk now", now_pfn, 16);
+	pfns_read(now_pfn, du, 8);
+	pfns_print("DONTUNMAP destination now", now_pfn, 8);
+	snprintf(cmd, sizeof(cmd), "cat /proc/%d/maps", getpid());
+	fflush(stdout);
+	if (system(cmd))
+		printf("#   (cannot list the mappings)\n");
+	do {
+		bad = 0;
+		for (i = 0; i < 8; i++)
+			if (memcmp(r->pg[first + i].addr,
+				   expected(r->pg[first + i].seed, r->scratch), PS))
+				bad++;
+		if (!bad) {
+			printf("# the DONTUNMAP pages read right after %.3fs\n", now() - t0);
+			pfns_read(now_pfn, du, 8);
+			pfns_print("DONTUNMAP destination then", now_pfn, 8);
+			return;
+		}
+		msleep(1);
+	} while (now() - t0 < 10);
+	printf("# %zu DONTUNMAP pages still read wrong after 10s\n", bad);
+}
+
 /* munmap holes, mremap merged pages away, grow, shrink, and back. */
 static int phase_munmap_mremap(void)
 {
 	size_t n = sz(1024), nch = 8, chunk = 16, i, c;
 	struct region *r = region_new("mremap", n, 10, 60, 0);
 	char *dst, *du = NULL, *grown = NULL;
-	size_t du_len = 8 * PS;
+	size_t du_len = 8 * PS, last = (nch - 1) * 64 + 8;
+	struct mremap_trace trace;
 
 	if (!r)
 		return R_FAIL;
@@ -1231,6 +1301,8 @@ static int phase_munmap_mremap(void)
 	settle("mremap: merge");
 	note("%ld pages merged before moving", self_merging_pages());
 
+	pfns_read(trace.chunk_before, r->map + last * PS, chunk);
+	pfns_read(trace.du_src_before, r->map + (nch * 64 + 8) * PS, 8);
 	/* 1. move merged chunks to fixed addresses elsewhere */
 	for (c = 0; c < nch; c++) {
 		size_t first = c * 64 + 8;
@@ -1246,6 +1318,7 @@ static int phase_munmap_mremap(void)
 	region_verify(r);
 
 	/* 2. MREMAP_DONTUNMAP: pages move, the old range stays mapped, empty */
+	pfns_read(trace.chunk_moved, r->pg[last].addr, chunk);
 	{
 		size_t first = nch * 64 + 8;
 		char *src = r->map + first * PS;
@@ -1262,7 +1335,8 @@ static int phase_munmap_mremap(void)
 			}
 		}
 	}
-	region_verify(r);
+	if (region_verify(r) && du)
+		mremap_trace_report(&trace, r, r->pg[last].addr, du, nch * 64 + 8);
 
 	/* 3. punch holes into the merged area */
 	for (i = 0; i < n; i++) {
