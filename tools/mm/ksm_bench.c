@@ -1072,10 +1072,12 @@ static long find_ksm_pages(char *mem, size_t n, void **addrs, int *grp)
 	for (i = 0; i < n; i = j) {
 		for (j = i + 1; j < n && fr[j].pfn == fr[i].pfn; j++)
 			;
-		/* without kpageflags: a frame mapped more than once */
+		/*
+		 * A frame mapped more than once here; kpageflags cannot tell
+		 * alone (6.12 sets KPF_KSM on every anonymous page).
+		 */
 		ksm = pfn_is_ksm(kfd, fr[i].pfn);
-		if (ksm < 0)
-			ksm = j - i > 1;
+		ksm = ksm ? j - i > 1 : 0;
 		if (ksm)
 			addrs[k] = mem + fr[i].idx * page_size;
 		for (; i < j; i++)

@@ -2722,7 +2722,12 @@ static void sparse_child(int readyfd, int gofd)
 	for (k = 0, merged = 0; k < 12; k++) {
 		uint64_t e = pagemap_entry(pg[k].addr);
 
-		if ((e & PM_PRESENT) && (kpageflags(e & PM_PFN_MASK) & (1ULL << KPF_KSM)))
+		/*
+		 * 6.12's kpageflags sets KPF_KSM on every anonymous page:
+		 * only a frame this child shares is a merged one.
+		 */
+		if ((e & PM_PRESENT) && !(e & PM_EXCLUSIVE) &&
+		    (kpageflags(e & PM_PFN_MASK) & (1ULL << KPF_KSM)))
 			merged++;
 	}
 	note("%ld of the 12 duplicate/zero pages in the 1 TiB mapping are KSM pages", merged);
