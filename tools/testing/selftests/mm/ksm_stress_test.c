@@ -1218,10 +1218,16 @@ static int phase_fork_storm(void)
  * last chunk (the one whose hole the DONTUNMAP destination lands in) and of
  * the DONTUNMAP source before the moves, and where they all are after.
  */
+enum {
+	MREMAP_CHUNK = 16,	/* pages in each chunk step 1 moves */
+	MREMAP_DU_PAGES = 8,	/* pages step 2 moves, MREMAP_DONTUNMAP */
+};
+
+/* Frames of the last chunk before and after step 1, of the source before. */
 struct mremap_trace {
-	uint64_t chunk_before[16];	/* last chunk, before step 1 */
-	uint64_t du_src_before[8];	/* DONTUNMAP source, before step 1 */
-	uint64_t chunk_moved[16];	/* last chunk at dst, before step 2 */
+	uint64_t chunk_before[MREMAP_CHUNK];
+	uint64_t du_src_before[MREMAP_DU_PAGES];
+	uint64_t chunk_moved[MREMAP_CHUNK];
 };
 
 static void pfns_read(uint64_t *pfn, char *addr, size_t n)
@@ -1246,34 +1252,36 @@ static void pfns_print(const char *what, const uint64_t *pfn, size_t n)
 static void mremap_trace_report(const struct mremap_trace *t, struct region *r,
 				char *chunk_at, char *du, size_t first)
 {
-	uint64_t now_pfn[16];
+	uint64_t now_pfn[MREMAP_CHUNK];
 	double t0 = now();
 	char cmd[64];
 	size_t i, bad;
 
 	printf("# frames around the moves (chunk at %p, DONTUNMAP at %p):\n",
 	       (void *)chunk_at, (void *)du);
-	pfns_print("last chunk before step 1", t->chunk_before, 16);
-	pfns_print("DONTUNMAP source before step 1", t->du_src_before, 8);
-	pfns_print("last chunk after step 1", t->chunk_moved, 16);
-	pfns_read(now_pfn, chunk_at, 16);
-	pfns_print("last chunk now", now_pfn, 16);
-	pfns_read(now_pfn, du, 8);
-	pfns_print("DONTUNMAP destination now", now_pfn, 8);
+	pfns_print("last chunk before step 1", t->chunk_before, MREMAP_CHUNK);
+	pfns_print("DONTUNMAP source before step 1", t->du_src_before,
+		   MREMAP_DU_PAGES);
+	pfns_print("last chunk after step 1", t->chunk_moved, MREMAP_CHUNK);
+	pfns_read(now_pfn, chunk_at, MREMAP_CHUNK);
+	pfns_print("last chunk now", now_pfn, MREMAP_CHUNK);
+	pfns_read(now_pfn, du, MREMAP_DU_PAGES);
+	pfns_print("DONTUNMAP destination now", now_pfn, MREMAP_DU_PAGES);
 	snprintf(cmd, sizeof(cmd), "cat /proc/%d/maps", getpid());
 	fflush(stdout);
 	if (system(cmd))
 		printf("#   (cannot list the mappings)\n");
 	do {
 		bad = 0;
-		for (i = 0; i < 8; i++)
+		for (i = 0; i < MREMAP_DU_PAGES; i++)
 			if (memcmp(r->pg[first + i].addr,
 				   expected(r->pg[first + i].seed, r->scratch), PS))
 				bad++;
 		if (!bad) {
 			printf("# the DONTUNMAP pages read right after %.3fs\n", now() - t0);
-			pfns_read(now_pfn, du, 8);
-			pfns_print("DONTUNMAP destination then", now_pfn, 8);
+			pfns_read(now_pfn, du, MREMAP_DU_PAGES);
+			pfns_print("DONTUNMAP destination then", now_pfn,
+				   MREMAP_DU_PAGES);
 			return;
 		}
 		msleep(1);
@@ -1284,10 +1292,10 @@ static void mremap_trace_report(const struct mremap_trace *t, struct region *r,
 /* munmap holes, mremap merged pages away, grow, shrink, and back. */
 static int phase_munmap_mremap(void)
 {
-	size_t n = sz(1024), nch = 8, chunk = 16, i, c;
+	size_t n = sz(1024), nch = 8, chunk = MREMAP_CHUNK, i, c;
 	struct region *r = region_new("mremap", n, 10, 60, 0);
 	char *dst, *du = NULL, *grown = NULL;
-	size_t du_len = 8 * PS, last = (nch - 1) * 64 + 8;
+	size_t du_len = MREMAP_DU_PAGES * PS, last = (nch - 1) * 64 + 8;
 	struct mremap_trace trace;
 
 	if (!r)
@@ -1302,7 +1310,8 @@ static int phase_munmap_mremap(void)
 	note("%ld pages merged before moving", self_merging_pages());
 
 	pfns_read(trace.chunk_before, r->map + last * PS, chunk);
-	pfns_read(trace.du_src_before, r->map + (nch * 64 + 8) * PS, 8);
+	pfns_read(trace.du_src_before, r->map + (nch * 64 + 8) * PS,
+		  MREMAP_DU_PAGES);
 	/* 1. move merged chunks to fixed addresses elsewhere */
 	for (c = 0; c < nch; c++) {
 		size_t first = c * 64 + 8;
