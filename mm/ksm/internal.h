@@ -38,8 +38,9 @@
  * 2. ksm_ctx.lock (mutex): the engine lock. It owns both trees, every
  *    stable node, every rmap item's tree state, the block dispenser
  *    (ksm_ctx.scan) and the global counters. ksmd threads take it once
- *    per walk's batch of pages, for the tree work and the merges: page
- *    table walks and hashing run without it.
+ *    per walk's batch of pages, for the tree work and the merges that
+ *    make new KSM pages, then again to record the pages that joined KSM
+ *    pages: page table walks, hashing and those joins run without it.
  *    Code that needs it asserts it with ksm_assert_locked().
  * 3. mmap_lock of a scanned mm (read): taken per mm while looking at its
  *    VMAs and page tables. madvise() and prctl() arrive here with it held
@@ -48,7 +49,14 @@
  *    ksm_engine_lock(), then mmap_lock for read, like ksmd.
  * 4. folio lock of a KSM folio: guards its stable node's mapper array, so
  *    that rmap_walk_ksm() (which holds only the folio lock) sees an array
- *    nobody is changing.
+ *    nobody is changing, and keeps migration away while a page joins it.
+ *    A join takes it with only mmap_lock held (3), asserting that
+ *    ksm_ctx.lock is not held, and may wait for it there; under
+ *    ksm_ctx.lock, recording the join only trylocks it and drops
+ *    ksm_ctx.lock to wait (ksm_scan_lock_kfolio()), and the stable tree
+ *    lookup does not lock the folio it finds at all, so merges do not
+ *    hold up the tree work. Removing a mapper (a page a write unmerged)
+ *    still waits for the folio lock under ksm_ctx.lock.
  * 5. anon_vma lock, page table lock: taken by the core mm helpers we call.
  * 6. ksm_ctx.mm_list_lock (spinlock): the list and hash of registered mms,
  *    and each mm's count of claimed blocks. Innermost; nothing is taken
@@ -191,7 +199,13 @@ struct ksm_stable_key {
  *           each knows its index (->stable_slot). Changed under the folio
  *           lock and ksm_ctx.lock.
  * @nr_items: entries used in @mappers.
- * @capacity: entries allocated in @mappers.
+ * @nr_joining: pages a ksmd thread is merging into this folio outside
+ *              ksm_ctx.lock and has yet to record (scan.c); they count as
+ *              mappers, so that no copy takes more than max_page_sharing,
+ *              and they keep the node from being freed: a node that goes
+ *              stale meanwhile is only unlinked (@key NULL), and the last
+ *              joiner to record frees it.
+ * @capacity_order: log2 of the entries allocated in @mappers.
  * @kpfn: pfn of the folio; updated by migration.
  *
  * Adding a mapper appends it; removing one moves the last entry into its
@@ -208,9 +222,16 @@ struct ksm_stable_node {
 	struct list_head copy_link;
 	struct ksm_rmap_item **mappers;
 	unsigned int nr_items;
-	unsigned int capacity;
+	u16 nr_joining;
+	u8 capacity_order;
 	unsigned long kpfn;
 };
+
+/* Entries allocated in @node's mapper array. */
+static inline unsigned int ksm_node_capacity(const struct ksm_stable_node *node)
+{
+	return 1U << node->capacity_order;
+}
 
 /*
  * The items of an mm are kept per block: an aligned range of user
@@ -230,6 +251,8 @@ static_assert(KSM_BATCH <= 32);
 
 /* Most ksmd threads the ksmd_threads knob allows. */
 #define KSM_MAX_THREADS		16
+/* Every thread's batch may be joining one node (ksm_stable_node.nr_joining). */
+static_assert(KSM_MAX_THREADS * KSM_BATCH <= U16_MAX);
 
 /**
  * struct ksm_mm - a registered mm
@@ -291,9 +314,6 @@ struct ksm_claim {
  *        no longer in the tree.
  * @full_scans: number of passes completed.
  * @domain: merge domain key of the page being visited.
- * @joining: the stable node of the KSM page that the open join group
- *           (scan.c) will add mappers to, or NULL.
- * @nr_joining: how many; ksm_stable_lookup() counts them as mappers.
  *
  * A pass is complete when every block has been handed out and no claim is
  * active or parked.
@@ -308,8 +328,6 @@ struct ksm_scan_cursor {
 	unsigned int pass;
 	unsigned long full_scans;
 	u64 domain;
-	struct ksm_stable_node *joining;
-	unsigned int nr_joining;
 };
 
 /**
@@ -528,7 +546,10 @@ bool ksm_unstable_has_other(u64 hash, int nid, struct mm_struct *mm,
 
 /* stable_tree.c */
 struct folio *ksm_stable_folio_get(struct ksm_stable_node *node, bool lock);
-struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid);
+struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid,
+				struct ksm_stable_node **nodep);
+void ksm_stable_join_begin(struct ksm_stable_node *node);
+void ksm_stable_join_end(struct ksm_stable_node *node, unsigned int nr);
 bool ksm_stable_has_hash(u64 hash, int nid);
 struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
 					  u64 domain);
@@ -543,13 +564,13 @@ int ksm_stable_cache_init(void);
 
 /* merge.c */
 int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
-		   struct page *kpage);
+		   struct page *kpage, const struct ksm_stable_node *node);
 int ksm_promote_page(struct vm_area_struct *vma, struct page *page);
 struct folio *ksm_fresh_frame(struct vm_area_struct *vma, struct page *page);
 int ksm_merge_zero_page(struct vm_area_struct *vma, struct page *page);
 void ksm_join_pages(struct vm_area_struct *vma, struct page *kpage,
-		    struct page **pages, const unsigned long *addrs,
-		    unsigned int nr, int *errs);
+		    const struct ksm_stable_node *node, struct page **pages,
+		    const unsigned long *addrs, unsigned int nr, int *errs);
 int ksm_unmerge_range(struct vm_area_struct *vma, unsigned long start,
 		      unsigned long end, bool lock_vma);
 void ksm_unmerge_item(struct ksm_rmap_item *item);

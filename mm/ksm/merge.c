@@ -6,7 +6,8 @@
  * steps, with one TLB flush:
  *
  * 1. lock the page's folio (trylock: ksmd never waits for a busy page) and
- *    split it if it is large; trylock the KSM folio;
+ *    split it if it is large; lock the KSM folio (see
+ *    ksm_kfolio_lock_dirty() for when that waits);
  * 2. under the page table lock, clear the PTE and flush it, and prove
  *    nobody can write to the page behind the page tables: the refcount
  *    must equal mappers + our reference + swap cache. A pinned page
@@ -25,8 +26,9 @@
  * Unmerging is left to the fault handler: an FAULT_FLAG_UNSHARE fault on a
  * KSM page gives the mm its own copy.
  *
- * Callers hold the mm's mmap_lock (read) and ksm_ctx.lock, except the
- * unmerge helpers, which the madvise() and prctl() paths call with
+ * Callers hold the mm's mmap_lock (read). Joining a KSM page of the stable
+ * tree runs without ksm_ctx.lock, making a new KSM page under it. The
+ * unmerge helpers are called by the madvise() and prctl() paths with
  * mmap_lock held for write and without ksm_ctx.lock.
  */
 
@@ -376,12 +378,29 @@ static int ksm_lock_small(struct vm_area_struct *vma, struct page *page)
  * Under the folio lock, madvise_free_pte_range() (which clears the dirty
  * flag only while the folio has a single mapper, and under the same lock)
  * and reclaim either finish before us or see the new mapper and a dirty
- * folio. Trylock only: ksmd never waits for a busy page.
+ * folio.
+ *
+ * A KSM page found in the stable tree (@node, its node then) is joined
+ * without ksm_ctx.lock, and its lock is worth waiting for: other merges
+ * and rmap walks hold it briefly. The lookup did not lock it, so it may
+ * have been migrated meanwhile: the old folio no longer points to @node,
+ * and is refused. A new KSM page (@node NULL) is made under ksm_ctx.lock,
+ * where nothing waits: trylock only.
  */
-static int ksm_kfolio_lock_dirty(struct folio *kfolio)
+static int ksm_kfolio_lock_dirty(struct folio *kfolio,
+				 const struct ksm_stable_node *node)
 {
-	if (!folio_trylock(kfolio))
-		return -EBUSY;
+	if (!node) {
+		if (!folio_trylock(kfolio))
+			return -EBUSY;
+	} else {
+		lockdep_assert_not_held(&ksm_ctx.lock);
+		folio_lock(kfolio);
+		if (ksm_folio_node(kfolio) != node) {
+			folio_unlock(kfolio);
+			return -EAGAIN;
+		}
+	}
 	folio_mark_dirty(kfolio);
 	return 0;
 }
@@ -391,12 +410,15 @@ static int ksm_kfolio_lock_dirty(struct folio *kfolio)
  * @vma: the VMA mapping @page.
  * @page: an anonymous page, referenced by the caller.
  * @kpage: a KSM page (or the zero page), referenced by the caller.
+ * @node: @kpage's node when it was found in the stable tree; NULL for the
+ *        zero page or a KSM page not in the tree yet.
  *
- * Context: @vma's mmap_lock held for read.
+ * Context: @vma's mmap_lock held for read; ksm_ctx.lock held only when
+ * @node is NULL.
  * Return: 0 when @page's PTE now maps @kpage, a negative errno otherwise.
  */
 int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
-		   struct page *kpage)
+		   struct page *kpage, const struct ksm_stable_node *node)
 {
 	struct folio *kfolio = NULL;
 	int err;
@@ -408,7 +430,7 @@ int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
 		return err;
 	if (!is_zero_pfn(page_to_pfn(kpage))) {
 		kfolio = page_folio(kpage);
-		err = ksm_kfolio_lock_dirty(kfolio);
+		err = ksm_kfolio_lock_dirty(kfolio, node);
 		if (err)
 			goto unlock;
 	}
@@ -478,6 +500,7 @@ static u32 ksm_clear_group(struct vm_area_struct *vma, pte_t *table,
  * ksm_join_pages() - map one KSM page in place of several identical pages
  * @vma: the VMA mapping all the pages, within one page table.
  * @kpage: the KSM page, referenced by the caller; none of @pages.
+ * @node: its node, as the stable tree lookup found it.
  * @pages: small anonymous pages, referenced by the caller.
  * @addrs: their addresses, increasing, all in one PMD's range.
  * @nr: how many: 1 to KSM_BATCH.
@@ -494,11 +517,12 @@ static u32 ksm_clear_group(struct vm_area_struct *vma, pte_t *table,
  * it (the page is refused) or sees the PTE change and backs off, so a pin
  * (O_DIRECT, RDMA, vfio) cannot appear behind the compare.
  *
- * Context: @vma's mmap_lock held for read.
+ * Context: @vma's mmap_lock held for read, ksm_ctx.lock not held; may
+ * sleep.
  */
 void ksm_join_pages(struct vm_area_struct *vma, struct page *kpage,
-		    struct page **pages, const unsigned long *addrs,
-		    unsigned int nr, int *errs)
+		    const struct ksm_stable_node *node, struct page **pages,
+		    const unsigned long *addrs, unsigned int nr, int *errs)
 {
 	struct mm_struct *mm = vma->vm_mm;
 	unsigned long start = addrs[0], end = addrs[nr - 1] + PAGE_SIZE;
@@ -515,7 +539,7 @@ void ksm_join_pages(struct vm_area_struct *vma, struct page *kpage,
 	if (WARN_ON_ONCE(nr > KSM_BATCH ||
 			 (start & PMD_MASK) != ((end - 1) & PMD_MASK)))
 		return;
-	if (ksm_kfolio_lock_dirty(kfolio))
+	if (ksm_kfolio_lock_dirty(kfolio, node))
 		return;
 	locked = ksm_lock_group(vma, pages, addrs, nr, errs);
 	if (!locked)
@@ -647,7 +671,7 @@ int ksm_merge_zero_page(struct vm_area_struct *vma, struct page *page)
 
 	if (addr == -EFAULT)
 		return -EFAULT;
-	return ksm_merge_into(vma, page, ZERO_PAGE(addr));
+	return ksm_merge_into(vma, page, ZERO_PAGE(addr), NULL);
 }
 
 static int ksm_count_zero_pte(pte_t *pte, unsigned long addr,

@@ -17,13 +17,17 @@
  *    to the thread) and its content is hashed, unless it looks still
  *    merged or due for a smart-scan skip;
  * 3. under ksm_ctx.lock, a page still merged or skipped is done with; any
- *    other is looked up in the stable tree, then in the unstable tree, and
- *    merged where a twin turns up. Pages of the batch that join the same
- *    KSM page are merged together, with one TLB flush (ksm_join_group).
+ *    other is looked up in the stable tree, then in the unstable tree. Two
+ *    twins of the unstable tree are merged into a new KSM page there and
+ *    then; a page whose twin is a KSM page waits for the end of the batch;
+ * 4. without ksm_ctx.lock, the pages waiting to join KSM pages are merged,
+ *    those that join the same KSM page together, with one TLB flush
+ *    (ksm_scan_join_all()); ksm_ctx.lock is taken again, briefly, to record
+ *    them as mappers.
  *
- * Steps 1 and 2, most of the cost of a page that does not merge, run in
- * parallel on as many threads as the ksmd_threads knob asks for; step 3 is
- * one critical section per batch.
+ * Steps 1, 2 and 4, most of the cost of a page that does not merge and of
+ * one that joins a KSM page, run in parallel on as many threads as the
+ * ksmd_threads knob asks for; step 3 is one critical section per batch.
  *
  * A pass is complete when every block was handed out and no claim is
  * left: full_scans goes up, and the next pass starts with an empty
@@ -63,7 +67,7 @@
  * our reference to be the only extra one).
  *
  * The batch's reference on a page goes as soon as its visit is over
- * (unless it waits in a join group): at most 31 extra frames per thread
+ * (unless it waits to join a KSM page): at most 31 extra frames per thread
  * are pinned from migration and compaction at a time, and none that
  * another merge may need to find unreferenced.
  */
@@ -91,7 +95,17 @@ struct ksm_page_batch {
  * @content: each page's content hash, where @hashed says so.
  * @hashed: bit i set when @content[i] is valid.
  * @is_new: bit i set when @item[i] is new and not yet counted.
+ * @joins: bit i set when page i waits to join @join[i], a KSM page the
+ *         stable tree found; the batch holds a reference on it.
+ * @join: the KSM folio page i joins, where @joins says so.
+ * @join_node: its node, as the lookup found it.
  * @stale: items of the block that no longer have a page, to be freed.
+ *
+ * Pages of one batch lie in one block, so under one page table: those that
+ * join the same KSM page are merged together by ksm_join_pages(), with one
+ * TLB flush rather than one per page. When the merged process runs on
+ * another CPU every flush interrupts it, and that interrupt is most of
+ * what a merge costs.
  */
 struct ksm_visit_batch {
 	struct ksm_page_batch walk;
@@ -99,33 +113,10 @@ struct ksm_visit_batch {
 	u64 content[KSM_BATCH];
 	u32 hashed;
 	u32 is_new;
+	u32 joins;
+	struct folio *join[KSM_BATCH];
+	struct ksm_stable_node *join_node[KSM_BATCH];
 	struct ksm_rmap_item *stale;
-};
-
-/**
- * struct ksm_join_group - joins of one batch waiting for one TLB flush
- * @kfolio: the KSM folio they all join, referenced.
- * @nr: how many.
- * @idx: the index of each in the batch; the group holds the batch's
- *       reference on those pages until they are merged.
- *
- * Pages of one batch lie in one block, so under one page table: those that
- * join the same KSM page are merged together by ksm_join_pages(), with one
- * TLB flush rather than one per page. When the merged process runs on
- * another CPU every flush interrupts it, and that interrupt is most of
- * what a merge costs. A group spans fewer than KSM_BATCH pages of
- * addresses, so that what it invalidates in a secondary MMU (KVM) and
- * flushes stays about the size of its pages, however sparse the block.
- *
- * A group is filled and merged within one hold of ksm_ctx.lock; until it
- * is merged its pages count as mappers of the KSM page already
- * (ksm_ctx.scan.joining), so no copy of a content takes more than
- * max_page_sharing.
- */
-struct ksm_join_group {
-	struct folio *kfolio;
-	unsigned int nr;
-	u8 idx[KSM_BATCH];
 };
 
 /* A page ksmd may look at: anonymous memory in ordinary RAM. */
@@ -619,9 +610,9 @@ static void ksm_item_pin_vma(struct ksm_rmap_item *item,
 }
 
 /*
- * With @item's mmap_lock held, map @kpage in place of @page, or turn @page
- * itself into a new KSM page when @kpage is NULL. On success the item pins
- * its VMA (ksm_item_pin_vma()).
+ * Under @item's mmap_lock, map @kpage, a KSM page not in the stable tree
+ * yet, in place of @page, or turn @page itself into a new KSM page when
+ * @kpage is NULL. On success the item pins its VMA (ksm_item_pin_vma()).
  */
 static int ksm_item_merge(struct ksm_rmap_item *item, struct page *page,
 			  struct page *kpage)
@@ -633,7 +624,7 @@ static int ksm_item_merge(struct ksm_rmap_item *item, struct page *page,
 	mmap_read_lock(mm);
 	vma = ksm_find_vma(mm, ksm_item_addr(item));
 	if (vma)
-		err = kpage ? ksm_merge_into(vma, page, kpage) :
+		err = kpage ? ksm_merge_into(vma, page, kpage, NULL) :
 			      ksm_promote_page(vma, page);
 	if (!err)
 		ksm_item_pin_vma(item, vma);
@@ -652,150 +643,193 @@ static void ksm_scan_unmerge(struct ksm_rmap_item *item)
 }
 
 /*
- * Record the @nr items in @items whose pages were just merged into @kfolio
- * (@errs[i] is 0) as its mappers.
+ * Merge the pages @group of @batch, joins of one KSM page within one page
+ * table, with one ksm_join_pages() per VMA they lie in, and pin the VMA of
+ * each page merged. A page of a large folio (split first) or a KSM page
+ * (forked: merged already) is a group of its own, merged as one.
  */
-static void ksm_scan_record_joins(struct folio *kfolio,
-				  struct ksm_rmap_item **items,
-				  const int *errs, unsigned int nr)
+static void ksm_scan_merge_group(struct mm_struct *mm,
+				 struct ksm_visit_batch *batch,
+				 unsigned long group, int *errs)
 {
-	struct ksm_stable_node *node;
-	unsigned long undo = 0, i;
+	unsigned int first = __ffs(group), nr = 0, i, bit, start, end;
+	struct ksm_stable_node *node = batch->join_node[first];
+	struct folio *kfolio = batch->join[first];
+	struct ksm_rmap_item *items[KSM_BATCH];
+	unsigned long addrs[KSM_BATCH];
+	struct page *pages[KSM_BATCH];
+	struct vm_area_struct *vma;
+	int group_errs[KSM_BATCH];
 
+	for_each_set_bit(i, &group, KSM_BATCH) {
+		items[nr] = batch->item[i];
+		pages[nr] = batch->walk.page[i];
+		addrs[nr] = batch->walk.addr[i];
+		group_errs[nr++] = -EFAULT;
+	}
+	for (start = 0; start < nr; start = end) {
+		vma = ksm_find_vma(mm, addrs[start]);
+		for (end = start + 1;
+		     vma && end < nr && addrs[end] < vma->vm_end; end++)
+			;
+		if (!vma)
+			continue;
+		if (nr == 1)
+			group_errs[0] = ksm_merge_into(vma, pages[0],
+						       &kfolio->page, node);
+		else
+			ksm_join_pages(vma, &kfolio->page, node, pages + start,
+				       addrs + start, end - start,
+				       group_errs + start);
+		for (i = start; i < end; i++)
+			if (!group_errs[i])
+				ksm_item_pin_vma(items[i], vma);
+	}
+	i = 0;
+	for_each_set_bit(bit, &group, KSM_BATCH) {
+		errs[bit] = group_errs[i];
+		trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(pages[i]),
+					      items[i], mm, group_errs[i]);
+		i++;
+	}
+}
+
+/* Must page @page join its KSM page alone (see ksm_scan_merge_group())? */
+static bool ksm_scan_joins_alone(struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	return folio_test_large(folio) || folio_test_ksm(folio);
+}
+
+/*
+ * The next group of joins among @todo, pages of @batch, to merge with one
+ * TLB flush: joins of the first one's KSM page, small, not KSM, and within
+ * KSM_BATCH pages of addresses, so that what the group invalidates in a
+ * secondary MMU (KVM) and flushes stays about the size of its pages,
+ * however sparse the block.
+ */
+static unsigned long ksm_scan_next_group(struct ksm_visit_batch *batch,
+					 unsigned long todo)
+{
+	unsigned int first = __ffs(todo), i;
+	unsigned long limit = batch->walk.addr[first] + KSM_BATCH * PAGE_SIZE;
+	unsigned long group = BIT(first);
+
+	if (ksm_scan_joins_alone(batch->walk.page[first]))
+		return group;
+	for_each_set_bit(i, &todo, KSM_BATCH) {
+		if (batch->walk.addr[i] >= limit)
+			break;
+		if (batch->join[i] == batch->join[first] &&
+		    !ksm_scan_joins_alone(batch->walk.page[i]))
+			group |= BIT(i);
+	}
+	return group;
+}
+
+/*
+ * Lock @kfolio under ksm_ctx.lock without sleeping on it there: merges
+ * hold it without ksm_ctx.lock, so the engine lock is dropped while they
+ * finish.
+ */
+static void ksm_scan_lock_kfolio(struct folio *kfolio)
+{
+	ksm_assert_locked();
+	while (!folio_trylock(kfolio)) {
+		mutex_unlock(&ksm_ctx.lock);
+		folio_wait_locked(kfolio);
+		mutex_lock(&ksm_ctx.lock);
+	}
+}
+
+/*
+ * Record the pages @joins of @batch, which all joined one KSM page, as its
+ * mappers where merged (@errs[i] is 0); drop the batch's references on
+ * them and on the KSM folio.
+ */
+static void ksm_scan_record_joins(struct ksm_visit_batch *batch,
+				  unsigned long joins, const int *errs)
+{
+	unsigned int first = __ffs(joins), i;
+	struct ksm_stable_node *node = batch->join_node[first];
+	struct folio *kfolio = batch->join[first];
+	unsigned long undo = 0;
+	bool live;
+
+	ksm_scan_lock_kfolio(kfolio);
 	/*
-	 * ksm_stable_lookup() made sure migration will see our reference,
-	 * so the node cannot change; if it did anyway, undo the merges.
+	 * A merge checked the node under this lock and our reference keeps
+	 * migration away since; it only changes when nothing merged.
 	 */
-	folio_lock(kfolio);
-	node = ksm_folio_node(kfolio);
-	for (i = 0; i < nr; i++) {
+	live = ksm_folio_node(kfolio) == node;
+	for_each_set_bit(i, &joins, KSM_BATCH) {
 		if (errs[i])
 			continue;
-		if (node && !ksm_stable_make_room(node))
-			ksm_stable_add_item(node, items[i]);
+		if (live && !ksm_stable_make_room(node))
+			ksm_stable_add_item(node, batch->item[i]);
 		else
 			__set_bit(i, &undo);
 	}
 	folio_unlock(kfolio);
+	ksm_stable_join_end(node, hweight_long(joins));
 	for_each_set_bit(i, &undo, KSM_BATCH)
-		ksm_scan_unmerge(items[i]);
-}
-
-/* Merge @item's @page into the KSM folio @kfolio and record it. */
-static void ksm_scan_join(struct ksm_rmap_item *item, struct page *page,
-			  struct folio *kfolio)
-{
-	int err = ksm_item_merge(item, page, &kfolio->page);
-
-	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(page), item,
-				      item->mm, err);
-	ksm_scan_record_joins(kfolio, &item, &err, 1);
-}
-
-/*
- * With @mm's mmap_lock held, merge the pages of @group (@items, @pages at
- * @addrs) with one ksm_join_pages() per VMA they lie in; pin the VMA of
- * each page merged.
- */
-static void ksm_scan_merge_group(struct mm_struct *mm, struct folio *kfolio,
-				 struct ksm_rmap_item **items,
-				 struct page **pages, unsigned long *addrs,
-				 unsigned int nr, int *errs)
-{
-	struct vm_area_struct *vma;
-	unsigned int i = 0, end;
-
-	while (i < nr) {
-		vma = ksm_find_vma(mm, addrs[i]);
-		if (!vma) {
-			errs[i++] = -EFAULT;
-			continue;
-		}
-		for (end = i + 1; end < nr && addrs[end] < vma->vm_end; end++)
-			;
-		ksm_join_pages(vma, &kfolio->page, pages + i, addrs + i,
-			       end - i, errs + i);
-		for (; i < end; i++)
-			if (!errs[i])
-				ksm_item_pin_vma(items[i], vma);
+		ksm_scan_unmerge(batch->item[i]);
+	for_each_set_bit(i, &joins, KSM_BATCH) {
+		put_page(batch->walk.page[i]);
+		folio_put(kfolio);
 	}
 }
 
 /*
- * Merge and record the joins of @group, pages of @batch; empty it. Not
- * inlined: its arrays would add to the batch's on ksm_scan_batch()'s stack.
+ * Merge the pages of @batch that wait to join KSM pages found in the
+ * stable tree, then record them. The merges, most of what a batch of
+ * duplicates costs, run without ksm_ctx.lock: they touch only the pages,
+ * under their folio locks and the page table lock, and the items, which
+ * are in no tree and on the thread's own block list. Not inlined: its
+ * arrays would add to the batch's on ksm_scan_batch()'s stack.
  */
-static noinline_for_stack void
-ksm_scan_join_group(struct ksm_join_group *group, struct ksm_visit_batch *batch)
+static noinline_for_stack void ksm_scan_join_all(struct ksm_visit_batch *batch)
 {
-	struct ksm_rmap_item *items[KSM_BATCH];
-	unsigned long addrs[KSM_BATCH];
-	struct page *pages[KSM_BATCH];
-	struct mm_struct *mm;
+	unsigned long todo = batch->joins, group;
+	struct mm_struct *mm = batch->item[__ffs(todo)]->mm;
 	int errs[KSM_BATCH];
 	unsigned int i;
 
-	ksm_assert_locked();
-	if (!group->nr)
-		return;
-	for (i = 0; i < group->nr; i++) {
-		items[i] = batch->item[group->idx[i]];
-		pages[i] = batch->walk.page[group->idx[i]];
-		addrs[i] = batch->walk.addr[group->idx[i]];
-	}
-	mm = items[0]->mm;
 	mmap_read_lock(mm);
-	ksm_scan_merge_group(mm, group->kfolio, items, pages, addrs,
-			     group->nr, errs);
+	while (todo) {
+		group = ksm_scan_next_group(batch, todo);
+		ksm_scan_merge_group(mm, batch, group, errs);
+		todo &= ~group;
+	}
 	mmap_read_unlock(mm);
-	for (i = 0; i < group->nr; i++)
-		trace_ksm_merge_with_ksm_page(group->kfolio,
-					      page_to_pfn(pages[i]), items[i],
-					      mm, errs[i]);
-	ksm_scan_record_joins(group->kfolio, items, errs, group->nr);
-	for (i = 0; i < group->nr; i++)
-		put_page(pages[i]);	/* the batch's reference */
 
-	folio_put(group->kfolio);
-	group->kfolio = NULL;
-	group->nr = 0;
-	ksm_ctx.scan.joining = NULL;
-	ksm_ctx.scan.nr_joining = 0;
+	mutex_lock(&ksm_ctx.lock);
+	todo = batch->joins;
+	while (todo) {
+		group = 0;
+		for_each_set_bit(i, &todo, KSM_BATCH)
+			if (batch->join[i] == batch->join[__ffs(todo)])
+				group |= BIT(i);
+		ksm_scan_record_joins(batch, group, errs);
+		todo &= ~group;
+	}
+	mutex_unlock(&ksm_ctx.lock);
 }
 
 /*
- * Page @i of @batch is to join @kfolio (referenced; the reference is
- * consumed): add it to @group, or merge it now if it cannot wait. A large
- * folio may need a split, and a KSM page (forked) is merged already.
- * Returns true when the page waits in @group, which then owns the batch's
- * reference on it.
+ * Page @i of @batch is to join @kfolio, of @node (referenced; the
+ * reference goes to the batch): it waits until the batch's visits are
+ * over, counted as a mapper of @node meanwhile.
  */
-static bool ksm_scan_join_later(struct ksm_join_group *group,
-				struct ksm_visit_batch *batch, unsigned int i,
-				struct folio *kfolio)
+static void ksm_scan_join_later(struct ksm_visit_batch *batch, unsigned int i,
+				struct folio *kfolio,
+				struct ksm_stable_node *node)
 {
-	struct folio *folio = page_folio(batch->walk.page[i]);
-	unsigned long addr = batch->walk.addr[i];
-
-	ksm_assert_locked();	/* a group never waits across an unlock */
-	if (group->nr && (group->kfolio != kfolio ||
-			  addr - batch->walk.addr[group->idx[0]] >=
-			  KSM_BATCH * PAGE_SIZE))
-		ksm_scan_join_group(group, batch);
-	if (folio_test_large(folio) || folio_test_ksm(folio)) {
-		ksm_scan_join(batch->item[i], batch->walk.page[i], kfolio);
-		folio_put(kfolio);
-		return false;
-	}
-	if (group->nr) {
-		folio_put(kfolio);
-	} else {
-		group->kfolio = kfolio;
-		ksm_ctx.scan.joining = ksm_folio_node(kfolio);
-	}
-	group->idx[group->nr++] = i;
-	ksm_ctx.scan.nr_joining = group->nr;
-	return true;
+	ksm_stable_join_begin(node);
+	batch->join[i] = kfolio;
+	batch->join_node[i] = node;
+	batch->joins |= BIT(i);
 }
 
 /*
@@ -815,8 +849,8 @@ static int ksm_item_merge_fresh(struct ksm_rmap_item *item, struct page *page,
 	vma = ksm_find_vma(mm, ksm_item_addr(item));
 	if (vma) {
 		*kfolio = ksm_fresh_frame(vma, page);
-		err = *kfolio ? ksm_merge_into(vma, page, &(*kfolio)->page) :
-				-ENOMEM;
+		err = *kfolio ? ksm_merge_into(vma, page, &(*kfolio)->page,
+						NULL) : -ENOMEM;
 	}
 	if (!err)
 		ksm_item_pin_vma(item, vma);
@@ -999,11 +1033,13 @@ static bool ksm_scan_visit_start(struct ksm_rmap_item *item, struct page *page)
 /*
  * Find the page of @item, in @slot's mm, a twin or file it for later.
  * @content is the page's hash. A twin in the stable tree is returned (a
- * referenced KSM folio) for the caller to join; other merges are done here.
+ * referenced KSM folio, its node in *@nodep) for the caller to join; other
+ * merges are done here.
  */
 static struct folio *ksm_scan_visit(struct ksm_rmap_item *item,
 				    struct page *page, u64 content,
-				    struct ksm_mm *slot)
+				    struct ksm_mm *slot,
+				    struct ksm_stable_node **nodep)
 {
 	struct folio *folio = page_folio(page), *kfolio;
 	struct ksm_rmap_item *tree_item;
@@ -1014,7 +1050,7 @@ static struct folio *ksm_scan_visit(struct ksm_rmap_item *item,
 	/* Pages are filed, and found, under a hash keyed by their domain. */
 	ksm_ctx.scan.domain = ksm_slot_domain(slot);
 	hash = ksm_domain_hash(content, ksm_ctx.scan.domain);
-	kfolio = ksm_stable_lookup(page, hash, page_to_nid(page));
+	kfolio = ksm_stable_lookup(page, hash, page_to_nid(page), nodep);
 	if (kfolio) {
 		item->hash = hash;
 		item->hashed = true;
@@ -1106,16 +1142,16 @@ static void ksm_scan_prepare(struct ksm_claim *claim,
 /*
  * Visit page @i of @batch under ksm_ctx.lock, which is dropped while a
  * page that still needs its hash is hashed. Returns true when the page
- * waits in @group to be merged; the batch's reference on any other page
- * can go: a twin this thread or another finds in the unstable tree must
- * carry no reference but the finder's, or its merge is refused.
+ * waits to join a KSM page; the batch's reference on any other page can
+ * go: a twin this thread or another finds in the unstable tree must carry
+ * no reference but the finder's, or its merge is refused.
  */
 static bool ksm_scan_visit_one(struct ksm_claim *claim,
-			       struct ksm_join_group *group,
 			       struct ksm_visit_batch *batch, unsigned int i)
 {
 	struct ksm_rmap_item *item = batch->item[i];
 	struct page *page = batch->walk.page[i];
+	struct ksm_stable_node *node;
 	struct folio *kfolio;
 
 	if (!item)
@@ -1125,37 +1161,40 @@ static bool ksm_scan_visit_one(struct ksm_claim *claim,
 	if (!ksm_scan_visit_start(item, page))
 		return false;
 	if (!(batch->hashed & BIT(i))) {
-		/* No join may wait across the unlock. */
-		ksm_scan_join_group(group, batch);
 		/* The item is in no tree: nobody else can reach it. */
 		mutex_unlock(&ksm_ctx.lock);
 		batch->content[i] = ksm_page_hash(page);
 		mutex_lock(&ksm_ctx.lock);
 	}
-	kfolio = ksm_scan_visit(item, page, batch->content[i], claim->slot);
-	return kfolio && ksm_scan_join_later(group, batch, i, kfolio);
+	kfolio = ksm_scan_visit(item, page, batch->content[i], claim->slot,
+				&node);
+	if (!kfolio)
+		return false;
+	ksm_scan_join_later(batch, i, kfolio, node);
+	return true;
 }
 
 /*
  * Visit the pages of @batch, in @claim's block, under one hold of
- * ksm_ctx.lock; joins of one KSM page are merged together
- * (ksm_join_group). Consumes the batch's page references.
+ * ksm_ctx.lock, then merge those that join KSM pages without it
+ * (ksm_scan_join_all()). Consumes the batch's page references.
  */
 static void ksm_scan_visit_batch(struct ksm_claim *claim,
 				 struct ksm_visit_batch *batch)
 {
-	struct ksm_join_group group = { .nr = 0 };
 	unsigned int i;
 
+	batch->joins = 0;
 	mutex_lock(&ksm_ctx.lock);
 	ksm_rmap_list_free(&batch->stale);
 	for (i = 0; i < batch->walk.nr; i++) {
-		if (!ksm_scan_visit_one(claim, &group, batch, i))
+		if (!ksm_scan_visit_one(claim, batch, i))
 			put_page(batch->walk.page[i]);
 		cond_resched();
 	}
-	ksm_scan_join_group(&group, batch);
 	mutex_unlock(&ksm_ctx.lock);
+	if (batch->joins)
+		ksm_scan_join_all(batch);
 }
 
 /**

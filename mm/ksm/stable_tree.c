@@ -102,9 +102,11 @@ static struct folio *ksm_stable_folio_lock(struct ksm_stable_node *node)
 }
 
 /* Fewest mapper slots a node has: a new KSM page starts with two mappers. */
-#define KSM_NODE_MIN_CAPACITY	2
+#define KSM_NODE_MIN_ORDER	1
+#define KSM_NODE_MIN_CAPACITY	(1U << KSM_NODE_MIN_ORDER)
 /* Most: the largest array kvmalloc() hands out is under 2 GiB. */
-#define KSM_NODE_MAX_CAPACITY	(1U << 27)
+#define KSM_NODE_MAX_ORDER	27
+#define KSM_NODE_MAX_CAPACITY	(1U << KSM_NODE_MAX_ORDER)
 
 /* Mappers that make a KSM page full. */
 static unsigned int ksm_node_full_at(void)
@@ -130,12 +132,12 @@ static void ksm_node_note_lost(struct ksm_stable_node *node)
 		list_move(&node->copy_link, &node->key->copies);
 }
 
-/* Give @node's mapper array room for @capacity entries; 0 or -ENOMEM. */
-static int ksm_node_resize(struct ksm_stable_node *node, unsigned int capacity)
+/* Give @node's mapper array room for 2^@order entries; 0 or -ENOMEM. */
+static int ksm_node_resize(struct ksm_stable_node *node, unsigned int order)
 {
 	struct ksm_rmap_item **mappers;
 
-	mappers = kvmalloc_array(capacity, sizeof(*mappers),
+	mappers = kvmalloc_array(1U << order, sizeof(*mappers),
 				 GFP_KERNEL | __GFP_NOWARN);
 	if (!mappers)
 		return -ENOMEM;
@@ -144,7 +146,7 @@ static int ksm_node_resize(struct ksm_stable_node *node, unsigned int capacity)
 		       node->nr_items * sizeof(*mappers));
 	kvfree(node->mappers);
 	node->mappers = mappers;
-	node->capacity = capacity;
+	node->capacity_order = order;
 	return 0;
 }
 
@@ -195,6 +197,8 @@ static void ksm_key_free_if_empty(struct ksm_stable_key *key)
 /*
  * Free @node after detaching its mappers. The caller makes sure no folio
  * points to it any more. The key is left for the caller to free if empty.
+ * A node that threads are still joining only leaves its key: the last of
+ * them frees it (ksm_stable_join_end()).
  */
 static void ksm_stable_node_free(struct ksm_stable_node *node)
 {
@@ -205,7 +209,10 @@ static void ksm_stable_node_free(struct ksm_stable_node *node)
 	list_del(&node->copy_link);
 	ksm_key_account_copies(node->key, -1);
 	kvfree(node->mappers);
-	kmem_cache_free(ksm_stable_node_cache, node);
+	node->mappers = NULL;
+	node->key = NULL;
+	if (!node->nr_joining)
+		kmem_cache_free(ksm_stable_node_cache, node);
 }
 
 /**
@@ -318,38 +325,36 @@ again:
 	return NULL;
 }
 
-/* @node's folio, referenced, or NULL after freeing the stale @node. */
+/*
+ * @node's folio, referenced, or NULL after freeing the stale @node. The
+ * folio is not locked: it may be on its way to a new frame, which the
+ * merge, under the folio lock, finds out (ksm_join_pages()).
+ */
 static struct folio *ksm_node_folio_or_free(struct ksm_stable_node *node)
 {
-	struct folio *folio = ksm_stable_folio_lock(node);
+	struct folio *folio = ksm_stable_folio_try(node);
 
-	if (!folio) {
+	if (!folio)
 		ksm_stable_node_free(node);
-		return NULL;
-	}
-	folio_unlock(folio);
 	return folio;
 }
 
-/*
- * Mappers of @node so far: those recorded, and those a join group of the
- * scanner is merging into it under ksm_ctx.lock (see ksm_join_group).
- */
+/* Mappers of @node so far: those recorded and those being merged. */
 static unsigned int ksm_node_mappers(struct ksm_stable_node *node)
 {
-	return node->nr_items +
-	       (node == ksm_ctx.scan.joining ? ksm_ctx.scan.nr_joining : 0);
+	return node->nr_items + node->nr_joining;
 }
 
 /*
- * A live copy of @key with room for one more mapper, on the right node.
- * Copies with room come before full ones, so the walk stops at the first
- * full copy: past stale copies, copies that migration moved to another
- * node and the one a join group is filling, it looks at one copy whatever
- * their number.
+ * A live copy of @key with room for one more mapper, on the right node;
+ * its node in *@nodep. Copies with room come before full ones, so the walk
+ * stops at the first full copy: past stale copies, copies that migration
+ * moved to another node and copies that threads are filling up, it looks
+ * at one copy whatever their number.
  */
 static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
-				       struct page *page)
+				       struct page *page,
+				       struct ksm_stable_node **nodep)
 {
 	unsigned int max = ksm_node_full_at();
 	struct ksm_stable_node *node, *tmp;
@@ -360,7 +365,7 @@ static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
 	if (node && node->key == key) {
 		folio = ksm_node_folio_or_free(node);
 		if (folio)
-			return folio;
+			goto found;
 	}
 
 	list_for_each_entry_safe(node, tmp, &key->copies, copy_link) {
@@ -372,10 +377,13 @@ static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
 		if (!folio)
 			continue;
 		if (ksm_tree_index(folio_nid(folio)) == key->nid)
-			return folio;
+			goto found;
 		folio_put(folio);
 	}
 	return NULL;
+found:
+	*nodep = node;
+	return folio;
 }
 
 /**
@@ -383,14 +391,19 @@ static struct folio *ksm_key_pick_copy(struct ksm_stable_key *key,
  * @page: the candidate page, referenced by the caller.
  * @hash: its content hash.
  * @nid: the NUMA node of @page.
+ * @nodep: where the found page's node goes.
  *
  * Where no other content has @hash the bytes are not compared here: the
- * caller merges, which compares them with the page write-protected.
+ * caller merges, which compares them with the page write-protected. The
+ * folio found is not locked, so lookups never wait for merges: it may be
+ * on its way to another frame, which the merge must check under the folio
+ * lock (ksm_folio_node() no longer *@nodep).
  *
  * Context: ksm_ctx.lock held.
  * Return: a referenced KSM folio with room for another mapper, or NULL.
  */
-struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid)
+struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid,
+				struct ksm_stable_node **nodep)
 {
 	struct rb_root *root = &ksm_ctx.stable_roots[ksm_tree_index(nid)];
 	struct ksm_stable_key *key;
@@ -401,9 +414,41 @@ struct folio *ksm_stable_lookup(struct page *page, u64 hash, int nid)
 	key = ksm_key_find(root, page, hash, false, &link, &parent);
 	if (!key)
 		return NULL;
-	folio = ksm_key_pick_copy(key, page);
+	folio = ksm_key_pick_copy(key, page, nodep);
 	ksm_key_free_if_empty(key);
 	return folio;
+}
+
+/**
+ * ksm_stable_join_begin() - count one page about to be merged into a KSM page
+ * @node: the KSM page's node, as ksm_stable_lookup() found it.
+ *
+ * The page counts as a mapper until ksm_stable_join_end(), and @node stays
+ * allocated until then.
+ *
+ * Context: ksm_ctx.lock held.
+ */
+void ksm_stable_join_begin(struct ksm_stable_node *node)
+{
+	ksm_assert_locked();
+	node->nr_joining++;
+}
+
+/**
+ * ksm_stable_join_end() - stop counting pages merged into a KSM page
+ * @node: the node given to ksm_stable_join_begin() @nr times.
+ * @nr: how many pages; the merged ones have been recorded as mappers.
+ *
+ * Frees @node if it went stale meanwhile and this was its last joiner.
+ *
+ * Context: ksm_ctx.lock held.
+ */
+void ksm_stable_join_end(struct ksm_stable_node *node, unsigned int nr)
+{
+	ksm_assert_locked();
+	node->nr_joining -= nr;
+	if (!node->key && !node->nr_joining)
+		kmem_cache_free(ksm_stable_node_cache, node);
 }
 
 /**
@@ -473,7 +518,7 @@ struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
 				 __GFP_NORETRY | __GFP_NOWARN);
 	if (!node)
 		return NULL;
-	if (ksm_node_resize(node, KSM_NODE_MIN_CAPACITY)) {
+	if (ksm_node_resize(node, KSM_NODE_MIN_ORDER)) {
 		kmem_cache_free(ksm_stable_node_cache, node);
 		return NULL;
 	}
@@ -511,11 +556,11 @@ struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
 int ksm_stable_make_room(struct ksm_stable_node *node)
 {
 	ksm_assert_locked();
-	if (node->nr_items < node->capacity)
+	if (node->nr_items < ksm_node_capacity(node))
 		return 0;
-	if (node->capacity >= KSM_NODE_MAX_CAPACITY)
+	if (node->capacity_order >= KSM_NODE_MAX_ORDER)
 		return -ENOMEM;
-	return ksm_node_resize(node, 2 * node->capacity);
+	return ksm_node_resize(node, node->capacity_order + 1);
 }
 
 /**
@@ -530,7 +575,7 @@ void ksm_stable_add_item(struct ksm_stable_node *node,
 			 struct ksm_rmap_item *item)
 {
 	ksm_assert_locked();
-	if (WARN_ON_ONCE(node->nr_items >= node->capacity))
+	if (WARN_ON_ONCE(node->nr_items >= ksm_node_capacity(node)))
 		return;
 	if (node->nr_items)
 		ksm_ctx.stats.pages_sharing++;
@@ -561,9 +606,9 @@ static void ksm_stable_unlink_item(struct ksm_stable_node *node,
 	node->mappers[slot] = last;
 	last->stable_slot = slot;
 	node->mappers[node->nr_items - 1] = item;
-	if (node->capacity > KSM_NODE_MIN_CAPACITY &&
-	    node->nr_items - 1 <= node->capacity / 4)
-		ksm_node_resize(node, node->capacity / 2);
+	if (node->capacity_order > KSM_NODE_MIN_ORDER &&
+	    node->nr_items - 1 <= ksm_node_capacity(node) / 4)
+		ksm_node_resize(node, node->capacity_order - 1);
 }
 
 /**

@@ -81,7 +81,7 @@ static void ksm_test_mappers_init(struct kunit *test,
 	t->node.key = &t->key;
 	list_add(&t->node.copy_link, &t->key.copies);
 	t->key.nr_copies = 1;
-	KUNIT_ASSERT_EQ(test, ksm_node_resize(&t->node, KSM_NODE_MIN_CAPACITY),
+	KUNIT_ASSERT_EQ(test, ksm_node_resize(&t->node, KSM_NODE_MIN_ORDER),
 			0);
 }
 
@@ -125,8 +125,8 @@ static void ksm_test_mappers_check(struct kunit *test,
 	KUNIT_EXPECT_EQ(test, atomic_read(&t->anon_vma.refcount),
 			(int)merged + 1);
 	/* The array neither overflows nor stays much larger than needed. */
-	KUNIT_EXPECT_LE(test, node->nr_items, node->capacity);
-	KUNIT_EXPECT_LE(test, node->capacity,
+	KUNIT_EXPECT_LE(test, node->nr_items, ksm_node_capacity(node));
+	KUNIT_EXPECT_LE(test, ksm_node_capacity(node),
 			max_t(unsigned int, 4 * node->nr_items,
 			      2 * KSM_NODE_MIN_CAPACITY));
 }
@@ -152,7 +152,7 @@ static void ksm_stable_test_mapper_array(struct kunit *test)
 	for (i = 0; i < n; i++)
 		ksm_test_mappers_add(test, &t, &t.items[i]);
 	ksm_test_mappers_check(test, &t, n);
-	KUNIT_EXPECT_EQ(test, t.node.capacity, n);
+	KUNIT_EXPECT_EQ(test, ksm_node_capacity(&t.node), n);
 
 	/* 1031 is prime and coprime with n: visits every item once. */
 	for (i = 0, step = 0; step < n - 3; step++, i = (i + 1031) % n) {
