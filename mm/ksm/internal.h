@@ -49,9 +49,12 @@
  *    ksm_engine_lock(), then mmap_lock for read, like ksmd.
  * 4. folio lock of a KSM folio: guards its stable node's mapper array, so
  *    that rmap_walk_ksm() (which holds only the folio lock) sees an array
- *    nobody is changing, and keeps migration away while a page joins it.
- *    A join takes it with only mmap_lock held (3), asserting that
- *    ksm_ctx.lock is not held, and may wait for it there; under
+ *    nobody is changing. A join into a KSM page of the stable tree takes
+ *    it twice, briefly, with only mmap_lock held (3) and no other folio
+ *    lock, asserting that ksm_ctx.lock is not held: to check that the
+ *    folio is still its node's (migration) before the PTE work, and to
+ *    mark it dirty after (MADV_FREE); the PTE work itself runs without
+ *    it, so threads joining one KSM page merge side by side. Under
  *    ksm_ctx.lock, recording the join only trylocks it and drops
  *    ksm_ctx.lock to wait (ksm_scan_lock_kfolio()), and the stable tree
  *    lookup does not lock the folio it finds at all, so merges do not

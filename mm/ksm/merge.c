@@ -6,8 +6,9 @@
  * steps, with one TLB flush:
  *
  * 1. lock the page's folio (trylock: ksmd never waits for a busy page) and
- *    split it if it is large; lock the KSM folio (see
- *    ksm_kfolio_lock_dirty() for when that waits);
+ *    split it if it is large; lock the KSM folio (a new one), or check
+ *    under its lock that it is still its node's (one of the stable tree:
+ *    ksm_kfolio_check());
  * 2. under the page table lock, clear the PTE and flush it, and prove
  *    nobody can write to the page behind the page tables: the refcount
  *    must equal mappers + our reference + swap cache. A pinned page
@@ -371,38 +372,57 @@ static int ksm_lock_small(struct vm_area_struct *vma, struct page *page)
 }
 
 /*
- * Lock a KSM folio that is about to get one more mapper, and make sure it
- * is dirty. MADV_FREE by the only mapper of a KSM page makes it clean and
- * lazily freeable, and reclaim drops a clean lazyfree folio from every
- * mapping at once: a page merged into it afterwards would lose its data.
- * Under the folio lock, madvise_free_pte_range() (which clears the dirty
- * flag only while the folio has a single mapper, and under the same lock)
- * and reclaim either finish before us or see the new mapper and a dirty
- * folio.
- *
- * A KSM page found in the stable tree (@node, its node then) is joined
- * without ksm_ctx.lock, and its lock is worth waiting for: other merges
- * and rmap walks hold it briefly. The lookup did not lock it, so it may
- * have been migrated meanwhile: the old folio no longer points to @node,
- * and is refused. A new KSM page (@node NULL) is made under ksm_ctx.lock,
- * where nothing waits: trylock only.
+ * Lock a new KSM folio (not in the stable tree yet) that is about to get
+ * one more mapper, and make sure it is dirty (ksm_kfolio_mark_mapped()
+ * says why); the lock keeps MADV_FREE from cleaning it until our PTE is
+ * in. It is made under ksm_ctx.lock, where nothing waits: trylock only.
  */
-static int ksm_kfolio_lock_dirty(struct folio *kfolio,
-				 const struct ksm_stable_node *node)
+static int ksm_kfolio_lock_dirty(struct folio *kfolio)
 {
-	if (!node) {
-		if (!folio_trylock(kfolio))
-			return -EBUSY;
-	} else {
-		lockdep_assert_not_held(&ksm_ctx.lock);
-		folio_lock(kfolio);
-		if (ksm_folio_node(kfolio) != node) {
-			folio_unlock(kfolio);
-			return -EAGAIN;
-		}
-	}
+	if (!folio_trylock(kfolio))
+		return -EBUSY;
 	folio_mark_dirty(kfolio);
 	return 0;
+}
+
+/*
+ * Is @kfolio, found in the stable tree with @node, still @node's folio?
+ * The lookup did not lock it, so it may have been migrated meanwhile:
+ * migration retires the old folio's ->mapping under the folio lock, and
+ * once we have seen it unchanged under that lock, our reference keeps any
+ * later migration from completing. The lock is held for the check only,
+ * so that threads joining one KSM page do their PTE work side by side.
+ */
+static int ksm_kfolio_check(struct folio *kfolio,
+			    const struct ksm_stable_node *node)
+{
+	int err = 0;
+
+	lockdep_assert_not_held(&ksm_ctx.lock);
+	folio_lock(kfolio);
+	if (ksm_folio_node(kfolio) != node)
+		err = -EAGAIN;
+	folio_unlock(kfolio);
+	return err;
+}
+
+/*
+ * @kfolio, a KSM folio of the stable tree, was just mapped in place of a
+ * page: make sure it is dirty, while our reference on it still stands.
+ * MADV_FREE by the only mapper of a KSM page makes it clean and lazily
+ * freeable, and reclaim drops a clean lazyfree folio from every mapping:
+ * the data of a page merged into it would go. Reclaim drops it only when
+ * isolation and the mappings hold the only references
+ * (try_to_unmap_one()), so not while we hold ours. madvise_free_pte_range()
+ * clears the dirty flag under the folio lock and only while the folio has
+ * a single mapper: taking that lock here, after our PTE went in, orders
+ * us after any clearing that saw one mapper, and any later one sees two.
+ */
+static void ksm_kfolio_mark_mapped(struct folio *kfolio)
+{
+	folio_lock(kfolio);
+	folio_mark_dirty(kfolio);
+	folio_unlock(kfolio);
 }
 
 /**
@@ -425,12 +445,18 @@ int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
 
 	if (page == kpage)	/* a forked KSM page: already merged */
 		return 0;
+	/* Wait for the KSM folio's lock before taking the page's, not under it. */
+	if (node) {
+		err = ksm_kfolio_check(page_folio(kpage), node);
+		if (err)
+			return err;
+	}
 	err = ksm_lock_small(vma, page);
 	if (err)
 		return err;
-	if (!is_zero_pfn(page_to_pfn(kpage))) {
+	if (!node && !is_zero_pfn(page_to_pfn(kpage))) {
 		kfolio = page_folio(kpage);
-		err = ksm_kfolio_lock_dirty(kfolio, node);
+		err = ksm_kfolio_lock_dirty(kfolio);
 		if (err)
 			goto unlock;
 	}
@@ -439,6 +465,8 @@ int ksm_merge_into(struct vm_area_struct *vma, struct page *page,
 		folio_unlock(kfolio);
 unlock:
 	unlock_page(page);
+	if (node && !err)
+		ksm_kfolio_mark_mapped(page_folio(kpage));
 	return err;
 }
 
@@ -539,11 +567,11 @@ void ksm_join_pages(struct vm_area_struct *vma, struct page *kpage,
 	if (WARN_ON_ONCE(nr > KSM_BATCH ||
 			 (start & PMD_MASK) != ((end - 1) & PMD_MASK)))
 		return;
-	if (ksm_kfolio_lock_dirty(kfolio, node))
+	if (ksm_kfolio_check(kfolio, node))
 		return;
 	locked = ksm_lock_group(vma, pages, addrs, nr, errs);
 	if (!locked)
-		goto unlock_kfolio;
+		return;
 
 	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, start, end);
 	mmu_notifier_invalidate_range_start(&range);
@@ -575,8 +603,12 @@ void ksm_join_pages(struct vm_area_struct *vma, struct page *kpage,
 	mmu_notifier_invalidate_range_end(&range);
 	for_each_set_bit(i, &locked, KSM_BATCH)
 		folio_unlock(page_folio(pages[i]));
-unlock_kfolio:
-	folio_unlock(kfolio);
+	for_each_set_bit(i, &cleared, KSM_BATCH) {
+		if (!errs[i]) {
+			ksm_kfolio_mark_mapped(kfolio);
+			break;
+		}
+	}
 }
 
 /**
