@@ -375,7 +375,8 @@ struct ksm_knobs {
  * @rmap_items: rmap items allocated.
  * @chains: contents with more than one KSM page.
  * @chain_copies: KSM pages belonging to such contents.
- * @huge_split: large folios split to merge their pages.
+ * @huge_split: large folios split to merge their pages; atomic, because
+ *              pages that join a KSM page are split without ksm_ctx.lock.
  * @huge_kept: times a large folio was left whole, too few pages merging.
  */
 struct ksm_stats {
@@ -387,7 +388,7 @@ struct ksm_stats {
 	unsigned long rmap_items;
 	unsigned long chains;
 	unsigned long chain_copies;
-	unsigned long huge_split;
+	atomic_long_t huge_split;
 	unsigned long huge_kept;
 };
 

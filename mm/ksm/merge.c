@@ -349,7 +349,7 @@ static int ksm_split_folio(struct vm_area_struct *vma, struct page *page)
 	end = start + folio_size(folio);
 	if (split_huge_page(page))
 		return -EBUSY;
-	ksm_ctx.stats.huge_split++;
+	atomic_long_inc(&ksm_ctx.stats.huge_split);
 	ksm_claim_split_zero_pages(vma, start, end);
 	return 0;
 }

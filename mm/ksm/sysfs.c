@@ -306,7 +306,7 @@ KSM_COUNTER(pages_skipped, ksm_ctx.stats.pages_skipped);
 KSM_COUNTER(full_scans, ksm_ctx.scan.full_scans);
 KSM_COUNTER(stable_node_chains, ksm_ctx.stats.chains);
 KSM_COUNTER(stable_node_dups, ksm_ctx.stats.chain_copies);
-KSM_COUNTER(huge_pages_split, ksm_ctx.stats.huge_split);
+KSM_COUNTER(huge_pages_split, atomic_long_read(&ksm_ctx.stats.huge_split));
 KSM_COUNTER(huge_pages_kept, ksm_ctx.stats.huge_kept);
 
 static ssize_t pages_volatile_show(struct kobject *kobj,
