@@ -301,12 +301,65 @@ static int ksm_skip_huge_pmd(pmd_t *pmd, unsigned long addr,
 	return 0;
 }
 
+/**
+ * struct ksm_split_range - where a large folio about to be split is mapped
+ * @start: the address of its first page in the VMA.
+ * @first_pfn: pfn of its first page.
+ * @nr_pages: its pages.
+ * @mapped: bit i set when @start + i pages mapped a page of the folio.
+ *
+ * Only there can the split leave zero pages behind (remap_page()); a zero
+ * page found elsewhere in the range was mapped before, by a read fault.
+ * A large anonymous folio fits in a PMD, so in PTRS_PER_PTE bits.
+ */
+struct ksm_split_range {
+	unsigned long start;
+	unsigned long first_pfn;
+	unsigned long nr_pages;
+	DECLARE_BITMAP(mapped, PTRS_PER_PTE);
+};
+
+static int ksm_note_folio_pmd(pmd_t *pmd, unsigned long addr,
+			      unsigned long next, struct mm_walk *walk)
+{
+	struct ksm_split_range *range = walk->private;
+	pmd_t pmdval = pmdp_get_lockless(pmd);
+
+	if (pmd_present(pmdval) && !pmd_leaf(pmdval))
+		return 0;	/* a page table: look at its PTEs */
+	if (pmd_present(pmdval) && pmd_pfn(pmdval) == range->first_pfn)
+		bitmap_set(range->mapped, (addr - range->start) >> PAGE_SHIFT,
+			   (next - addr) >> PAGE_SHIFT);
+	walk->action = ACTION_CONTINUE;
+	return 0;
+}
+
+static int ksm_note_folio_pte(pte_t *ptep, unsigned long addr,
+			      unsigned long next, struct mm_walk *walk)
+{
+	struct ksm_split_range *range = walk->private;
+	pte_t pte = ptep_get(ptep);
+
+	if (pte_present(pte) &&
+	    pte_pfn(pte) - range->first_pfn < range->nr_pages)
+		__set_bit((addr - range->start) >> PAGE_SHIFT, range->mapped);
+	return 0;
+}
+
+static const struct mm_walk_ops ksm_note_folio_ops = {
+	.pmd_entry = ksm_note_folio_pmd,
+	.pte_entry = ksm_note_folio_pte,
+	.walk_lock = PGWALK_RDLOCK,
+};
+
 static int ksm_claim_zero_pte(pte_t *ptep, unsigned long addr,
 			      unsigned long next, struct mm_walk *walk)
 {
+	struct ksm_split_range *range = walk->private;
 	pte_t pte = ptep_get(ptep);
 
-	if (pte_present(pte) && is_zero_pfn(pte_pfn(pte)) && !pte_dirty(pte)) {
+	if (pte_present(pte) && is_zero_pfn(pte_pfn(pte)) && !pte_dirty(pte) &&
+	    test_bit((addr - range->start) >> PAGE_SHIFT, range->mapped)) {
 		set_pte_at(walk->mm, addr, ptep, pte_mkdirty(pte));
 		ksm_map_zero_page(walk->mm);
 	}
@@ -320,18 +373,41 @@ static const struct mm_walk_ops ksm_claim_zero_ops = {
 };
 
 /*
+ * Note in @range where @vma maps the large @folio, whose first page would
+ * be at @start: false if the folio does not fit the range's bitmap.
+ */
+static bool ksm_note_folio_range(struct vm_area_struct *vma,
+				 struct folio *folio, unsigned long start,
+				 struct ksm_split_range *range)
+{
+	if (WARN_ON_ONCE(folio_nr_pages(folio) > PTRS_PER_PTE))
+		return false;
+	range->start = start;
+	range->first_pfn = folio_pfn(folio);
+	range->nr_pages = folio_nr_pages(folio);
+	bitmap_zero(range->mapped, PTRS_PER_PTE);
+	walk_page_range_vma(vma, max(start, vma->vm_start),
+			    min(start + folio_size(folio), vma->vm_end),
+			    &ksm_note_folio_ops, range);
+	return true;
+}
+
+/*
  * Splitting an anonymous THP maps its zero-filled pages to the shared
  * zero page (see remap_page()). Those pages were freed on KSM's behalf,
  * so they become KSM zero pages: counted in ksm_zero_pages, unshared by
- * MADV_UNMERGEABLE, just as if KSM had merged them one by one.
+ * MADV_UNMERGEABLE, just as if KSM had merged them one by one. Only where
+ * the folio was mapped (@range, noted before the split).
  */
 static void ksm_claim_split_zero_pages(struct vm_area_struct *vma,
-				       unsigned long start, unsigned long end)
+				       struct ksm_split_range *range)
 {
-	start = max(start, vma->vm_start);
-	end = min(end, vma->vm_end);
+	unsigned long start = max(range->start, vma->vm_start);
+	unsigned long end = min(range->start + (range->nr_pages << PAGE_SHIFT),
+				vma->vm_end);
+
 	if (start < end)
-		walk_page_range_vma(vma, start, end, &ksm_claim_zero_ops, NULL);
+		walk_page_range_vma(vma, start, end, &ksm_claim_zero_ops, range);
 }
 
 /*
@@ -341,16 +417,18 @@ static void ksm_claim_split_zero_pages(struct vm_area_struct *vma,
 static int ksm_split_folio(struct vm_area_struct *vma, struct page *page)
 {
 	struct folio *folio = page_folio(page);
-	unsigned long addr = page_address_in_vma(page, vma), start, end;
+	unsigned long addr = page_address_in_vma(page, vma);
+	struct ksm_split_range range;
 
 	if (addr == -EFAULT || !ksm_huge_may_split(folio))
 		return -EBUSY;
-	start = addr - ((unsigned long)folio_page_idx(folio, page) << PAGE_SHIFT);
-	end = start + folio_size(folio);
+	addr -= (unsigned long)folio_page_idx(folio, page) << PAGE_SHIFT;
+	if (!ksm_note_folio_range(vma, folio, addr, &range))
+		return -EBUSY;
 	if (split_huge_page(page))
 		return -EBUSY;
 	atomic_long_inc(&ksm_ctx.stats.huge_split);
-	ksm_claim_split_zero_pages(vma, start, end);
+	ksm_claim_split_zero_pages(vma, &range);
 	return 0;
 }
 

@@ -450,4 +450,72 @@ TEST_F(ksm_thp, threshold_knob)
 	EXPECT_EQ(self->pages_per_huge, ksm_get("huge_split_min_subpages"));
 }
 
+/*
+ * A split claims as KSM zero pages only the zero pages it made: a page of
+ * the folio's range that already mapped the zero page (read back after
+ * MADV_DONTNEED of a page of a PTE-mapped THP) stays a plain zero page.
+ */
+TEST(split_claims_only_its_zero_pages)
+{
+	size_t ps = ksm_page_size(), per = HUGE_SIZE / ps, j;
+	unsigned long split0, kb = 0;
+	struct ksm_saved_knobs saved;
+	const size_t hole = 100;
+	char thp_saved[32], buf[128];
+	const char *why = ksm_skip_reason();
+	char *p;
+	bool ok = true;
+
+	if (why)
+		SKIP(return, "%s", why);
+	if (!ksm_file_exists("huge_split_min_subpages"))
+		SKIP(return, "no huge_split_min_subpages: not our KSM");
+	if (ksm_read_file(THP_DIR "/enabled", buf, sizeof(buf)) < 0 ||
+	    ksm_selected_word(buf, thp_saved, sizeof(thp_saved)))
+		SKIP(return, "no transparent huge pages in this kernel");
+	ASSERT_EQ(0, ksm_write_str(THP_DIR "/enabled", "madvise"));
+	ksm_save_knobs(&saved);
+	ASSERT_EQ(0, ksm_reset());
+	ASSERT_EQ(0, ksm_fast_scanning());
+	ASSERT_EQ(0, ksm_write("use_zero_pages", "1"));
+	ASSERT_EQ(0, ksm_write("huge_split_min_subpages", "1"));
+
+	p = map_aligned(1);
+	ASSERT_NE(NULL, p);
+	ASSERT_EQ(0, madvise(p, HUGE_SIZE, MADV_HUGEPAGE));
+	/* Pages 0..7 alike, so that merging splits the THP; no page zero. */
+	for (j = 0; j < per; j++)
+		ksm_fill_page(p + j * ps, ksm_mix(0x6000000 + (j < 8 ? 0 : j)));
+	ASSERT_EQ(0, ksm_smaps_lookup(0, p, "AnonHugePages", &kb, NULL, NULL));
+	if (kb != HUGE_SIZE >> 10) {
+		munmap(p, HUGE_SIZE);
+		ksm_write_str(THP_DIR "/enabled", thp_saved);
+		SKIP(return, "no huge page for the region (AnonHugePages %lu kB)", kb);
+	}
+	/* The PMD becomes a page table; its hole reads as the zero page. */
+	ASSERT_EQ(0, madvise(p + hole * ps, ps, MADV_DONTNEED));
+	ASSERT_TRUE(ksm_page_is_zero(p + hole * ps));
+
+	split0 = ksm_get("huge_pages_split");
+	ASSERT_EQ(0, madvise(p, HUGE_SIZE, MADV_MERGEABLE));
+	KSM_RUN_PASSES(3);
+	EXPECT_EQ(1UL, ksm_get("huge_pages_split") - split0);
+	EXPECT_EQ(1UL, ksm_get("pages_shared"));
+	EXPECT_EQ(7UL, ksm_get("pages_sharing"));
+	EXPECT_EQ(0UL, ksm_get("ksm_zero_pages"));
+	for (j = 0; j < per; j++) {
+		if (j == hole)
+			ok &= ksm_page_is_zero(p + j * ps);
+		else
+			ok &= ksm_page_matches(p + j * ps,
+					       ksm_mix(0x6000000 + (j < 8 ? 0 : j)));
+	}
+	EXPECT_TRUE(ok);
+
+	munmap(p, HUGE_SIZE);
+	EXPECT_EQ(0, ksm_reset());
+	EXPECT_EQ(0, ksm_restore_knobs(&saved));
+	ksm_write_str(THP_DIR "/enabled", thp_saved);
+}
+
 TEST_HARNESS_MAIN
