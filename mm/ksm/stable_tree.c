@@ -103,16 +103,16 @@ static struct folio *ksm_stable_folio_lock(struct ksm_stable_node *node)
 
 /* Fewest mapper slots a node has: a new KSM page starts with two mappers. */
 #define KSM_NODE_MIN_ORDER	1
-#define KSM_NODE_MIN_CAPACITY	(1U << KSM_NODE_MIN_ORDER)
+#define KSM_NODE_MIN_CAPACITY	BIT(KSM_NODE_MIN_ORDER)
 /* Most: the largest array kvmalloc() hands out is under 2 GiB. */
 #define KSM_NODE_MAX_ORDER	27
-#define KSM_NODE_MAX_CAPACITY	(1U << KSM_NODE_MAX_ORDER)
+#define KSM_NODE_MAX_CAPACITY	BIT(KSM_NODE_MAX_ORDER)
 
 /* Mappers that make a KSM page full. */
 static unsigned int ksm_node_full_at(void)
 {
-	return min(READ_ONCE(ksm_ctx.knobs.max_page_sharing),
-		   KSM_NODE_MAX_CAPACITY);
+	return min_t(unsigned int, READ_ONCE(ksm_ctx.knobs.max_page_sharing),
+		     KSM_NODE_MAX_CAPACITY);
 }
 
 /*
