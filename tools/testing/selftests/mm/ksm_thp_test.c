@@ -450,6 +450,12 @@ TEST_F(ksm_thp, threshold_knob)
 	EXPECT_EQ(self->pages_per_huge, ksm_get("huge_split_min_subpages"));
 }
 
+/* Pages 0..7 alike, so that merging splits the THP; no page zero. */
+static uint64_t split_test_seed(size_t j)
+{
+	return ksm_mix(0x6000000 + (j < 8 ? 0 : j));
+}
+
 /*
  * A split claims as KSM zero pages only the zero pages it made: a page of
  * the folio's range that already mapped the zero page (read back after
@@ -474,24 +480,23 @@ TEST(split_claims_only_its_zero_pages)
 	    ksm_selected_word(buf, thp_saved, sizeof(thp_saved)))
 		SKIP(return, "no transparent huge pages in this kernel");
 	ASSERT_EQ(0, ksm_write_str(THP_DIR "/enabled", "madvise"));
-	ksm_save_knobs(&saved);
-	ASSERT_EQ(0, ksm_reset());
-	ASSERT_EQ(0, ksm_fast_scanning());
-	ASSERT_EQ(0, ksm_write("use_zero_pages", "1"));
-	ASSERT_EQ(0, ksm_write("huge_split_min_subpages", "1"));
-
 	p = map_aligned(1);
 	ASSERT_NE(NULL, p);
 	ASSERT_EQ(0, madvise(p, HUGE_SIZE, MADV_HUGEPAGE));
-	/* Pages 0..7 alike, so that merging splits the THP; no page zero. */
 	for (j = 0; j < per; j++)
-		ksm_fill_page(p + j * ps, ksm_mix(0x6000000 + (j < 8 ? 0 : j)));
+		ksm_fill_page(p + j * ps, split_test_seed(j));
 	ASSERT_EQ(0, ksm_smaps_lookup(0, p, "AnonHugePages", &kb, NULL, NULL));
 	if (kb != HUGE_SIZE >> 10) {
 		munmap(p, HUGE_SIZE);
 		ksm_write_str(THP_DIR "/enabled", thp_saved);
 		SKIP(return, "no huge page for the region (AnonHugePages %lu kB)", kb);
 	}
+	ksm_save_knobs(&saved);
+	ASSERT_EQ(0, ksm_reset());
+	ASSERT_EQ(0, ksm_fast_scanning());
+	ASSERT_EQ(0, ksm_write("use_zero_pages", "1"));
+	ASSERT_EQ(0, ksm_write("huge_split_min_subpages", "1"));
+
 	/* The PMD becomes a page table; its hole reads as the zero page. */
 	ASSERT_EQ(0, madvise(p + hole * ps, ps, MADV_DONTNEED));
 	ASSERT_TRUE(ksm_page_is_zero(p + hole * ps));
@@ -507,8 +512,7 @@ TEST(split_claims_only_its_zero_pages)
 		if (j == hole)
 			ok &= ksm_page_is_zero(p + j * ps);
 		else
-			ok &= ksm_page_matches(p + j * ps,
-					       ksm_mix(0x6000000 + (j < 8 ? 0 : j)));
+			ok &= ksm_page_matches(p + j * ps, split_test_seed(j));
 	}
 	EXPECT_TRUE(ok);
 
