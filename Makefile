@@ -18,6 +18,8 @@
 #                                     (any scripts/guest/<mode>.sh)
 #   make bench [REPS=3] [BENCH_QUICK=1] [BENCH_ONLY=a,b]
 #                                     ours vs stock KSM, side by side
+#   make profile [WORKLOAD=nodups|alldups|mix|threads_alldups2] [STOCK=1]
+#                                     where ksmd's CPU goes (perf in the guest)
 #   make patch                        git format-patch series against 6.12
 #                                     in build/patch/, checkpatch'ed
 #   make patch-test [BISECT=0] [KEEP=1]
@@ -57,10 +59,10 @@ export ONLY TEST_TIMEOUT GUEST_TIMEOUT RETRY ACCEL V APPEND OURTESTS
 export REPS BENCH_QUICK BENCH_ONLY KSM_IMAGE STOCK_IMAGE
 export BISECT KEEP
 
-.PHONY: help deps source kernel initramfs tests check lint htmldocs patch patch-test stress fuzz boot shell demo run bench clean distclean
+.PHONY: help deps source kernel initramfs tests check lint htmldocs patch patch-test stress fuzz boot shell demo run bench profile clean distclean
 
 help:
-	@sed -n '4,26s/^# \{0,1\}//p' Makefile
+	@sed -n '4,28s/^# \{0,1\}//p' Makefile
 
 deps:
 	@$(S)/install-deps.sh
@@ -156,6 +158,15 @@ run: deps
 # "Benchmarks").  Reports missed targets, does not fail on them.
 bench: deps
 	@$(S)/bench.sh
+
+# One bench workload under perf on the lean kernel; the profile of ksmd
+# threads in build/logs/<variant>-profile.results (scripts/guest/profile.sh).
+profile: deps
+	@$(S)/build-kernel.sh $(VARIANT) && \
+	PERF=1 $(S)/build-initramfs.sh $(VARIANT) && \
+	APPEND="$(APPEND) ksm.profile_workload=$(or $(WORKLOAD),nodups)" \
+	$(S)/run-qemu.sh $(VARIANT) profile; rc=$$?; \
+	grep -h '^PROFILE\|^BENCH' build/logs/$(VARIANT)-profile.results; exit $$rc
 
 clean:
 	rm -rf build/obj build/ksm build/ksm-debug build/stock build/stock-debug \

@@ -6,6 +6,9 @@
 #
 #   build-initramfs.sh VARIANT
 #
+# With PERF=1 it also holds the host's perf and the libraries it links,
+# for scripts/guest/profile.sh ("make profile").
+#
 # Our selftests are included for our variants; for stock ones only with
 # OURTESTS=1.  Our tools (tools/mm/ksm_*.c) go to /tools.  The archive is
 # only rewritten when its content changes.
@@ -66,6 +69,17 @@ mknod -m 666 "$STAGE/dev/null" c 1 3 || die "mknod /dev/null failed (need root)"
 for t in "$BUILD"/tests/tools/*; do
 	if [[ -x $t ]]; then install -m 0755 "$t" "$STAGE/tools/"; fi
 done
+if [[ ${PERF:-0} == 1 ]]; then
+	PERFBIN=$(command -v perf || true)
+	[[ -n $PERFBIN ]] || die "PERF=1: perf not found (package linux-perf)"
+	install -m 0755 "$PERFBIN" "$STAGE/usr/bin/perf"
+	# The dynamic loader and every library perf links, at their paths.
+	for lib in $(ldd "$PERFBIN" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }
+					  $1 ~ /^\// { print $1 }'); do
+		mkdir -p "$STAGE$(dirname "$lib")"
+		cp -L "$lib" "$STAGE$lib"
+	done
+fi
 echo "root:x:0:0:root:/root:/bin/sh" >"$STAGE/etc/passwd"
 echo "root:x:0:" >"$STAGE/etc/group"
 
