@@ -522,6 +522,8 @@ int ksm_set_threads(unsigned int nr);
 u64 ksm_threads_runtime(void);
 
 u64 ksm_page_hash(struct page *page);
+int ksm_bytes_cmp(const void *a, const void *b);
+bool ksm_pages_identical(struct page *a, struct page *b);
 
 /* rmap.c */
 void ksm_item_vma_range(const struct ksm_rmap_item *item, pgoff_t *first,

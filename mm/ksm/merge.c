@@ -206,7 +206,7 @@ static int ksm_install_kpage(struct vm_area_struct *vma, unsigned long addr,
 	if (!ksm_folio_unpinned(folio))
 		goto restore;
 	err = -EFAULT;
-	if (!pages_identical(&folio->page, kpage))
+	if (!ksm_pages_identical(&folio->page, kpage))
 		goto restore;
 	if (pte_dirty(pte))
 		folio_mark_dirty(folio);

@@ -267,7 +267,7 @@ static int ksm_key_compare(struct ksm_stable_key *key, struct page *page)
 	a = kmap_local_page(page);
 	b = kmap_local_folio(folio, 0);
 	/* @page is writable: benign, the merge compares it again. */
-	ret = data_race(memcmp(a, b, PAGE_SIZE));
+	ret = data_race(ksm_bytes_cmp(a, b));
 	kunmap_local(b);
 	kunmap_local(a);
 	folio_put(folio);

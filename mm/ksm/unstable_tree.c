@@ -138,7 +138,7 @@ static struct page *ksm_unstable_match(struct ksm_rmap_item *tree_item,
 	    ksm_tree_index(page_to_nid(tree_page)) != nid)
 		goto no_match;
 	/* Both are writable: benign, the merge compares them again. */
-	if (!data_race(pages_identical(page, tree_page)))
+	if (!data_race(ksm_pages_identical(page, tree_page)))
 		goto no_match;
 	return tree_page;
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * KUnit tests for the stable tree's chain bookkeeping
- * (stable_node_chains, stable_node_dups) and for a KSM page's mapper
- * array. Included at the end of stable_tree.c.
+ * (stable_node_chains, stable_node_dups), for a KSM page's mapper
+ * array and for the page compare that orders the tree. Included at the
+ * end of stable_tree.c.
  */
 #ifdef CONFIG_KSM_KUNIT_TEST
 #ifndef _KSM_STABLE_TREE_KUNIT_H
@@ -213,11 +214,43 @@ static void ksm_stable_test_full_copies_last(struct kunit *test)
 	mutex_unlock(&ksm_ctx.lock);
 }
 
+/* ksm_bytes_cmp() orders pages as memcmp() does, wherever they differ. */
+static void ksm_stable_test_bytes_cmp(struct kunit *test)
+{
+	static const unsigned int offsets[] = {
+		0, 7, 8, 63, 64, 65, 2048, PAGE_SIZE - 64, PAGE_SIZE - 1,
+	};
+	u8 *a = kunit_kzalloc(test, PAGE_SIZE, GFP_KERNEL);
+	u8 *b = kunit_kzalloc(test, PAGE_SIZE, GFP_KERNEL);
+	unsigned int i;
+
+	KUNIT_ASSERT_NOT_NULL(test, a);
+	KUNIT_ASSERT_NOT_NULL(test, b);
+	memset(a, 0x5a, PAGE_SIZE);
+	memset(b, 0x5a, PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, ksm_bytes_cmp(a, b), 0);
+	for (i = 0; i < ARRAY_SIZE(offsets); i++) {
+		b[offsets[i]] = 0x5b;
+		KUNIT_EXPECT_LT_MSG(test, ksm_bytes_cmp(a, b), 0,
+				    "offset %u", offsets[i]);
+		KUNIT_EXPECT_GT_MSG(test, ksm_bytes_cmp(b, a), 0,
+				    "offset %u", offsets[i]);
+		/* A later, opposite difference must not change the order. */
+		a[PAGE_SIZE - 1] = offsets[i] == PAGE_SIZE - 1 ? 0x5a : 0x7f;
+		KUNIT_EXPECT_LT_MSG(test, ksm_bytes_cmp(a, b), 0,
+				    "offset %u, later difference", offsets[i]);
+		a[PAGE_SIZE - 1] = 0x5a;
+		b[offsets[i]] = 0x5a;
+	}
+	KUNIT_EXPECT_EQ(test, ksm_bytes_cmp(a, b), 0);
+}
+
 static struct kunit_case ksm_stable_tree_cases[] = {
 	KUNIT_CASE(ksm_stable_test_chain_counts),
 	KUNIT_CASE(ksm_stable_test_two_chains),
 	KUNIT_CASE(ksm_stable_test_mapper_array),
 	KUNIT_CASE(ksm_stable_test_full_copies_last),
+	KUNIT_CASE(ksm_stable_test_bytes_cmp),
 	{}
 };
 
