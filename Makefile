@@ -163,10 +163,10 @@ bench: deps
 # threads in build/logs/<variant>-profile.results (scripts/guest/profile.sh).
 profile: deps
 	@$(S)/build-kernel.sh $(VARIANT) && \
-	PERF=1 $(S)/build-initramfs.sh $(VARIANT) && \
+	PERF=1 $(S)/build-initramfs.sh $(VARIANT) && { \
 	APPEND="$(APPEND) ksm.profile_workload=$(or $(WORKLOAD),nodups)" \
 	$(S)/run-qemu.sh $(VARIANT) profile; rc=$$?; \
-	grep -h '^PROFILE\|^BENCH' build/logs/$(VARIANT)-profile.results; exit $$rc
+	grep -h '^PROFILE\|^BENCH' build/logs/$(VARIANT)-profile.results; exit $$rc; }
 
 clean:
 	rm -rf build/obj build/ksm build/ksm-debug build/stock build/stock-debug \

@@ -745,8 +745,7 @@ static void ksm_scan_lock_kfolio(struct folio *kfolio)
 
 /*
  * Record the pages @joins of @batch, which all joined one KSM page, as its
- * mappers where merged (@errs[i] is 0); drop the batch's references on
- * them and on the KSM folio.
+ * mappers where merged (@errs[i] is 0).
  */
 static void ksm_scan_record_joins(struct ksm_visit_batch *batch,
 				  unsigned long joins, const int *errs)
@@ -775,15 +774,12 @@ static void ksm_scan_record_joins(struct ksm_visit_batch *batch,
 	ksm_stable_join_end(node, hweight_long(joins));
 	for_each_set_bit(i, &undo, KSM_BATCH)
 		ksm_scan_unmerge(batch->item[i]);
-	for_each_set_bit(i, &joins, KSM_BATCH) {
-		put_page(batch->walk.page[i]);
-		folio_put(kfolio);
-	}
 }
 
 /*
  * Merge the pages of @batch that wait to join KSM pages found in the
- * stable tree, then record them. The merges, most of what a batch of
+ * stable tree, record them, and drop the batch's references on them and
+ * on their KSM folios. The merges, most of what a batch of
  * duplicates costs, run without ksm_ctx.lock: they touch only the pages,
  * under their folio locks and the page table lock, and the items, which
  * are in no tree and on the thread's own block list. Not inlined: its
@@ -815,6 +811,13 @@ static noinline_for_stack void ksm_scan_join_all(struct ksm_visit_batch *batch)
 		todo &= ~group;
 	}
 	mutex_unlock(&ksm_ctx.lock);
+
+	/* Most of these frees a merged page: not under the engine lock. */
+	todo = batch->joins;
+	for_each_set_bit(i, &todo, KSM_BATCH) {
+		put_page(batch->walk.page[i]);
+		folio_put(batch->join[i]);
+	}
 }
 
 /*

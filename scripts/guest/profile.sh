@@ -10,13 +10,16 @@
 #
 # perf samples every CPU at 2 kHz (cpu-clock: TCG has no hardware
 # counters) with kernel call chains for as long as the workload runs; the
-# report keeps only the samples of ksmd threads.  Results on the results
-# channel (build/logs/<variant>-profile.results):
+# report keeps only the samples of ksmd threads.  Under TCG a sample lands
+# where the interrupted block of translated code ends, often just after a
+# call returns: read "self" with that in mind, "total" is sound.  Results
+# on the results channel (build/logs/<variant>-profile.results):
 #
+#   PROFILE samples <n>                   ksmd samples in all
 #   PROFILE self <percent> <symbol>       time in the function itself
 #   PROFILE total <percent> <symbol>      time in it and what it calls
-#   PROFILE samples <n>                   ksmd samples in all
 #   PROFILE hot <n> <symbol+offset>       samples of one instruction
+#                                         (0.5% of all or more)
 #   BENCH ...                             the workload's own figures
 #   PROFILE-DONE
 B=/tools/ksm_bench
@@ -59,34 +62,44 @@ kill -INT $perf_pid
 wait $perf_pid
 sed 's/^/perf: /' /tmp/perf.out
 
-comms=$($PERF report -i $DATA --stdio --no-children --sort comm -g none 2>/dev/null |
-	awk '$1 ~ /%$/ && $2 ~ /^ksmd/ { printf "%s%s", sep, $2; sep = "," }')
-if [ -z "$comms" ]; then
-	mark "PROFILE-ERROR no ksmd samples"
-	exit 1
-fi
-mark "PROFILE comms $comms"
-mark "PROFILE samples $($PERF report -i $DATA --stdio --comms "$comms" \
-	--no-children --sort comm -g none --show-nr-samples 2>/dev/null |
-	awk '$1 ~ /%$/ { n += $2 } END { print n + 0 }')"
-# report MODE: one line per symbol above 0.5% of ksmd's samples.
-report() {
-	$PERF report -i $DATA --stdio --comms "$comms" --sort sym -g none \
-		--percentage relative --percent-limit 0.5 "--$1" 2>/dev/null |
-		awk -v kind="$2" '$1 ~ /%$/ && $0 !~ /^#/ {
-			sub(/%$/, "", $1)
-			# --children prints two columns: total, then self
-			p = $1
-			sym = $NF
-			print "PROFILE " kind " " p " " sym
-		}' | while IFS= read -r line; do mark "$line"; done
+# Every sample with its kernel call chain: a header line (the command),
+# then one "address symbol+offset" line per frame, innermost first.
+$PERF script -i $DATA -F comm,ip,sym,symoff 2>/dev/null >/tmp/samples.txt
+awk -v limit=0.5 '
+function flush(   s) {
+	if (keep && nf) {
+		n++
+		self[first]++
+		hot[firstoff]++
+		for (s in seen)
+			total[s]++
+	}
+	keep = 0
+	nf = 0
+	delete seen
 }
-report no-children self
-report children total
-# The 30 hottest instructions, as symbol+offset (objdump -d of the
-# kernel's vmlinux finds them; KASLR moves addresses, not offsets).
-$PERF script -i $DATA --comms "$comms" -F ip,sym,symoff -G 2>/dev/null |
-	awk 'NF >= 2 { n[$2]++ } END { for (s in n) print n[s], s }' |
-	sort -rn | head -n 30 |
-	while read -r n s; do mark "PROFILE hot $n $s"; done
+/^[^\t]/ && NF { flush(); keep = $1 ~ /^ksmd/; next }
+NF >= 2 && keep {
+	sym = $2
+	sub(/\+0x[0-9a-f]+$/, "", sym)
+	if (!nf) { first = sym; firstoff = $2 }
+	nf++
+	seen[sym] = 1
+}
+END {
+	flush()
+	if (!n) { print "PROFILE-ERROR no ksmd samples"; exit }
+	print "PROFILE samples " n
+	for (s in self)
+		if (100 * self[s] / n >= limit)
+			printf "PROFILE self %.2f %s\n", 100 * self[s] / n, s
+	for (s in total)
+		if (100 * total[s] / n >= limit)
+			printf "PROFILE total %.2f %s\n", 100 * total[s] / n, s
+	for (s in hot)
+		if (hot[s] >= n / 200)
+			printf "PROFILE hot %d %s\n", hot[s], s
+}' /tmp/samples.txt | sort -k2,2 -k3,3nr | while IFS= read -r line; do
+	mark "$line"
+done
 mark "PROFILE-DONE"
