@@ -700,6 +700,7 @@ static int __init ksm_domain_debugfs_init(void)
 	debugfs_create_file("domains", 0400, dir, NULL, &ksm_domains_fops);
 	debugfs_create_file("mms", 0400, dir, NULL, &ksm_mms_fops);
 	ksm_memcg_debugfs_init(dir);
+	ksm_stable_debugfs_init(dir);
 	return 0;
 }
 late_initcall(ksm_domain_debugfs_init);

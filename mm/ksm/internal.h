@@ -378,6 +378,8 @@ struct ksm_knobs {
  * @huge_split: large folios split to merge their pages; atomic, because
  *              pages that join a KSM page are split without ksm_ctx.lock.
  * @huge_kept: times a large folio was left whole, too few pages merging.
+ * @mapper_bytes: bytes of all stable nodes' mapper arrays (debugfs
+ *                "metadata": kmalloc()ed, so not in KSM's own slab caches).
  */
 struct ksm_stats {
 	unsigned long pages_scanned;
@@ -390,6 +392,7 @@ struct ksm_stats {
 	unsigned long chain_copies;
 	atomic_long_t huge_split;
 	unsigned long huge_kept;
+	unsigned long mapper_bytes;
 };
 
 /**
@@ -631,6 +634,13 @@ struct seq_file;
 void ksm_memcg_debugfs_init(struct dentry *dir);
 #else
 static inline void ksm_memcg_debugfs_init(struct dentry *dir) { }
+#endif
+
+/* stable_tree.c, debugfs */
+#ifdef CONFIG_DEBUG_FS
+void ksm_stable_debugfs_init(struct dentry *dir);
+#else
+static inline void ksm_stable_debugfs_init(struct dentry *dir) { }
 #endif
 
 /* domain.c */

@@ -22,9 +22,11 @@
  * copies wait at the tail of the key's list, and a lookup is O(log keys).
  */
 
+#include <linux/debugfs.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/rmap.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 
 #include "internal.h"
@@ -132,6 +134,25 @@ static void ksm_node_note_lost(struct ksm_stable_node *node)
 		list_move(&node->copy_link, &node->key->copies);
 }
 
+/*
+ * Bytes of a mapper array of 2^@order entries: kmalloc() and vmalloc() hand
+ * out power-of-two sizes (at least 16 bytes here) exactly.
+ */
+static unsigned long ksm_mappers_bytes(unsigned int order)
+{
+	return sizeof(struct ksm_rmap_item *) << order;
+}
+
+/* Free @node's mapper array. */
+static void ksm_node_free_mappers(struct ksm_stable_node *node)
+{
+	if (!node->mappers)
+		return;
+	kvfree(node->mappers);
+	node->mappers = NULL;
+	ksm_ctx.stats.mapper_bytes -= ksm_mappers_bytes(node->capacity_order);
+}
+
 /* Give @node's mapper array room for 2^@order entries; 0 or -ENOMEM. */
 static int ksm_node_resize(struct ksm_stable_node *node, unsigned int order)
 {
@@ -144,9 +165,10 @@ static int ksm_node_resize(struct ksm_stable_node *node, unsigned int order)
 	if (node->nr_items)
 		memcpy(mappers, node->mappers,
 		       node->nr_items * sizeof(*mappers));
-	kvfree(node->mappers);
+	ksm_node_free_mappers(node);
 	node->mappers = mappers;
 	node->capacity_order = order;
+	ksm_ctx.stats.mapper_bytes += ksm_mappers_bytes(order);
 	return 0;
 }
 
@@ -208,8 +230,7 @@ static void ksm_stable_node_free(struct ksm_stable_node *node)
 	trace_ksm_remove_ksm_page(node->kpfn);
 	list_del(&node->copy_link);
 	ksm_key_account_copies(node->key, -1);
-	kvfree(node->mappers);
-	node->mappers = NULL;
+	ksm_node_free_mappers(node);
 	node->key = NULL;
 	if (!node->nr_joining)
 		kmem_cache_free(ksm_stable_node_cache, node);
@@ -530,7 +551,7 @@ struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
 			key->domain = domain;
 	}
 	if (!key) {
-		kvfree(node->mappers);
+		ksm_node_free_mappers(node);
 		kmem_cache_free(ksm_stable_node_cache, node);
 		return NULL;
 	}
@@ -777,5 +798,35 @@ int __init ksm_stable_cache_init(void)
 	kmem_cache_destroy(ksm_stable_key_cache);
 	return -ENOMEM;
 }
+
+#ifdef CONFIG_DEBUG_FS
+/*
+ * What KSM's metadata takes outside its own slab caches (which
+ * /proc/slabinfo lists under names holding "ksm"), in bytes: the stable
+ * nodes' mapper arrays and the unstable table.
+ */
+static int ksm_metadata_show(struct seq_file *m, void *v)
+{
+	unsigned long mappers, table;
+
+	mutex_lock(&ksm_ctx.lock);
+	mappers = ksm_ctx.stats.mapper_bytes;
+	table = ksm_ctx.unstable_table ?
+		sizeof(*ksm_ctx.unstable_table) << ksm_ctx.unstable_bits : 0;
+	mutex_unlock(&ksm_ctx.lock);
+	seq_printf(m, "mapper_arrays %lu\nunstable_table %lu\n", mappers, table);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(ksm_metadata);
+
+/**
+ * ksm_stable_debugfs_init() - add the metadata figures to KSM's debugfs
+ * @dir: the ksm directory of debugfs.
+ */
+void ksm_stable_debugfs_init(struct dentry *dir)
+{
+	debugfs_create_file("metadata", 0400, dir, NULL, &ksm_metadata_fops);
+}
+#endif /* CONFIG_DEBUG_FS */
 
 #include "tests/stable_tree-kunit.h"

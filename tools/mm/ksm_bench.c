@@ -355,7 +355,7 @@ static double thread_cpu_ms(void)
 }
 
 /* Bytes held by the KSM slab caches (any cache with "ksm" in its name). */
-static long long ksm_slab_bytes(void)
+static long long ksm_slab_caches_bytes(void)
 {
 	char line[512], name[128];
 	long long bytes = 0;
@@ -377,6 +377,33 @@ static long long ksm_slab_bytes(void)
 	}
 	fclose(f);
 	return bytes;
+}
+
+/*
+ * Bytes of KSM metadata outside its slab caches, where the kernel reports
+ * them (debugfs "ksm/metadata", ours: mapper arrays, unstable table); 0
+ * where it does not (stock keeps all of it in its slab caches).
+ */
+static long long ksm_other_meta_bytes(void)
+{
+	FILE *f = fopen("/sys/kernel/debug/ksm/metadata", "r");
+	long long bytes = 0, n;
+	char name[64];
+
+	if (!f)
+		return 0;
+	while (fscanf(f, "%63s %lld", name, &n) == 2)
+		bytes += n;
+	fclose(f);
+	return bytes;
+}
+
+/* Bytes of KSM metadata in all, or -1 without /proc/slabinfo. */
+static long long ksm_slab_bytes(void)
+{
+	long long slab = ksm_slab_caches_bytes();
+
+	return slab < 0 ? slab : slab + ksm_other_meta_bytes();
 }
 
 static long meminfo_kb(const char *key)

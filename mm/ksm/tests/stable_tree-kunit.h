@@ -150,10 +150,14 @@ static void ksm_stable_test_mapper_array(struct kunit *test)
 
 	mutex_lock(&ksm_ctx.lock);
 	ksm_test_mappers_init(test, &t, n);
+	KUNIT_EXPECT_EQ(test, ksm_ctx.stats.mapper_bytes,
+			t.saved.mapper_bytes + 2 * sizeof(void *));
 	for (i = 0; i < n; i++)
 		ksm_test_mappers_add(test, &t, &t.items[i]);
 	ksm_test_mappers_check(test, &t, n);
 	KUNIT_EXPECT_EQ(test, ksm_node_capacity(&t.node), n);
+	KUNIT_EXPECT_EQ(test, ksm_ctx.stats.mapper_bytes,
+			t.saved.mapper_bytes + n * sizeof(void *));
 
 	/* 1031 is prime and coprime with n: visits every item once. */
 	for (i = 0, step = 0; step < n - 3; step++, i = (i + 1031) % n) {
@@ -172,6 +176,11 @@ static void ksm_stable_test_mapper_array(struct kunit *test)
 		if (t.items[i].state == KSM_ITEM_STABLE)
 			ksm_test_mappers_remove(&t, &t.items[i]);
 	ksm_test_mappers_check(test, &t, n);
+	/* The array shrank, and its bytes are counted as it is now. */
+	KUNIT_EXPECT_LT(test, ksm_node_capacity(&t.node), n);
+	KUNIT_EXPECT_EQ(test, ksm_ctx.stats.mapper_bytes,
+			t.saved.mapper_bytes +
+			ksm_node_capacity(&t.node) * sizeof(void *));
 	ksm_test_mappers_exit(&t);
 	mutex_unlock(&ksm_ctx.lock);
 }
