@@ -396,6 +396,18 @@ struct ksm_stats {
 };
 
 /**
+ * struct ksm_unstable_bucket - one chain of the unstable table
+ * @head: the chain's first item; the others follow through ->chain.
+ * @summary: one bit for every item chained here this pass, picked by its
+ *           key (see unstable_tree.c): a lookup whose bit is clear has no
+ *           twin in the chain and does not walk it.
+ */
+struct ksm_unstable_bucket {
+	struct ksm_rmap_item *head;
+	unsigned long summary;
+};
+
+/**
  * struct ksm_context - the whole engine state
  * @scan_sem: the scanner gate (see "Locking").
  * @lock: the engine lock (see "Locking").
@@ -426,7 +438,7 @@ struct ksm_context {
 	struct ksm_knobs knobs;
 	struct ksm_stats stats;
 	struct rb_root *stable_roots;
-	struct ksm_rmap_item **unstable_table;
+	struct ksm_unstable_bucket *unstable_table;
 	unsigned int unstable_bits;
 	unsigned long unstable_entries;
 	int nr_trees;

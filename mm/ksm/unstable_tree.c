@@ -10,12 +10,24 @@
  * the table stays consistent however the pages are written to; a lookup
  * compares whole pages only against entries with an equal hash.
  *
+ * Walking a chain reads every item on it, each a cache miss (and under
+ * QEMU's TCG a miss of its software TLB): on pages without a twin, nearly
+ * every page of most workloads, that walk was a sixth of ksmd's time. So
+ * a bucket also keeps a summary of its chain, one bit of a word per item
+ * picked by the item's key: a lookup whose bit is clear, nearly always
+ * for a page without a twin, reads only its bucket. Bits are only cleared
+ * with the whole table, so an item leaving the chain costs later lookups
+ * at most a walk.
+ *
  * The table is emptied wholesale at the start of every pass by clearing
  * the buckets and bumping ksm_ctx.scan.pass: an item whose ->pass is older
- * is no longer linked. The table is resized then, to about one bucket per
- * four tracked pages (2 bytes per page): a chain link costs 8 bytes per
- * item, where a tree node would cost 24. A pass that files many more
- * pages than that (the first one over new memory) grows it as it goes.
+ * is no longer linked. The table is resized then, to between one bucket
+ * per eight and one per four tracked pages (16-byte buckets: 2 to 4 bytes
+ * per page); with chains of four to eight items a summary of 64 bits
+ * still sends only about one lookup in ten down a chain that lacks the
+ * key. A chain link costs 8 bytes per item, where a tree node would cost
+ * 24. A pass that files many more pages than that (the first one over new
+ * memory) grows the table as it goes.
  *
  * Everything here runs under ksm_ctx.lock.
  */
@@ -33,15 +45,43 @@
 #define KSM_UNSTABLE_MIN_BITS	10
 #define KSM_UNSTABLE_MAX_BITS	24
 
-/* A bucket that is always empty, until the first table is allocated. */
-static struct ksm_rmap_item *ksm_unstable_no_table;
+/* Most entries per bucket before the table grows, and when it is sized. */
+#define KSM_UNSTABLE_LOAD	8
 
-static struct ksm_rmap_item **ksm_unstable_bucket(u64 hash, int nid)
+/* A bucket that is always empty, until the first table is allocated. */
+static struct ksm_unstable_bucket ksm_unstable_no_table;
+
+static struct ksm_unstable_bucket *ksm_unstable_bucket(u64 hash, int nid)
 {
 	if (!ksm_ctx.unstable_table)
 		return &ksm_unstable_no_table;
 	return &ksm_ctx.unstable_table[hash_64(hash ^ nid,
 					       ksm_ctx.unstable_bits)];
+}
+
+/*
+ * The summary bit of an entry of @hash in tree @nid: the low bits of the
+ * key, which the bucket index (the high bits of a product) hardly sees.
+ */
+static unsigned long ksm_unstable_summary_bit(u64 hash, int nid)
+{
+	return BIT((hash ^ nid) & (BITS_PER_LONG - 1));
+}
+
+/* Might @bucket's chain hold an entry of @hash in tree @nid? */
+static bool ksm_unstable_may_hold(const struct ksm_unstable_bucket *bucket,
+				  u64 hash, int nid)
+{
+	return bucket->summary & ksm_unstable_summary_bit(hash, nid);
+}
+
+/* Put @item, of tree @nid, at the head of @bucket's chain. */
+static void ksm_unstable_chain(struct ksm_unstable_bucket *bucket,
+			       struct ksm_rmap_item *item, int nid)
+{
+	item->chain = bucket->head;
+	bucket->head = item;
+	bucket->summary |= ksm_unstable_summary_bit(item->hash, nid);
 }
 
 static bool ksm_unstable_linked(struct ksm_rmap_item *item)
@@ -62,7 +102,7 @@ void ksm_unstable_remove(struct ksm_rmap_item *item)
 
 	ksm_assert_locked();
 	if (ksm_unstable_linked(item)) {
-		link = ksm_unstable_bucket(item->hash, item->nid);
+		link = &ksm_unstable_bucket(item->hash, item->nid)->head;
 		while (*link && *link != item)
 			link = &(*link)->chain;
 		if (!WARN_ON_ONCE(!*link)) {
@@ -77,7 +117,7 @@ void ksm_unstable_remove(struct ksm_rmap_item *item)
 /* Bucket bits for the number of pages tracked now. */
 static unsigned int ksm_unstable_wanted_bits(void)
 {
-	unsigned long buckets = ksm_ctx.stats.rmap_items / 4;
+	unsigned long buckets = ksm_ctx.stats.rmap_items / KSM_UNSTABLE_LOAD;
 
 	return clamp_t(unsigned int, buckets ? ilog2(buckets) + 1 : 0,
 		       KSM_UNSTABLE_MIN_BITS, KSM_UNSTABLE_MAX_BITS);
@@ -94,7 +134,7 @@ static unsigned int ksm_unstable_wanted_bits(void)
 void ksm_unstable_reset(void)
 {
 	unsigned int bits = ksm_unstable_wanted_bits();
-	struct ksm_rmap_item **table;
+	struct ksm_unstable_bucket *table;
 
 	ksm_assert_locked();
 	ksm_ctx.scan.pass++;
@@ -151,25 +191,25 @@ no_match:
 /*
  * Move every entry to a table four times larger. Called when a pass files
  * far more pages than the table was sized for (the first pass over a lot
- * of new memory): chains must stay short for lookups to stay cheap.
+ * of new memory): chains must stay short, and their summaries sparse, for
+ * lookups to stay cheap.
  */
 static void ksm_unstable_grow(void)
 {
 	unsigned int bits = ksm_ctx.unstable_bits + 2;
-	struct ksm_rmap_item **table, *item, *next;
+	struct ksm_unstable_bucket *table;
+	struct ksm_rmap_item *item, *next;
 	unsigned long i;
 
 	table = kvcalloc(1UL << bits, sizeof(*table), GFP_KERNEL | __GFP_NOWARN);
 	if (!table)
 		return;		/* longer chains, still correct */
 	for (i = 0; i < 1UL << ksm_ctx.unstable_bits; i++) {
-		for (item = ksm_ctx.unstable_table[i]; item; item = next) {
-			struct ksm_rmap_item **bucket;
-
+		for (item = ksm_ctx.unstable_table[i].head; item; item = next) {
 			next = item->chain;
-			bucket = &table[hash_64(item->hash ^ item->nid, bits)];
-			item->chain = *bucket;
-			*bucket = item;
+			ksm_unstable_chain(&table[hash_64(item->hash ^ item->nid,
+							  bits)],
+					   item, item->nid);
 		}
 	}
 	kvfree(ksm_ctx.unstable_table);
@@ -179,16 +219,13 @@ static void ksm_unstable_grow(void)
 
 static void ksm_unstable_insert(struct ksm_rmap_item *item, int nid)
 {
-	struct ksm_rmap_item **bucket;
-
 	if (!ksm_ctx.unstable_table)
 		return;		/* no table yet: nothing can be found anyway */
-	if (ksm_ctx.unstable_entries > (4UL << ksm_ctx.unstable_bits) &&
+	if (ksm_ctx.unstable_entries >
+	    ((unsigned long)KSM_UNSTABLE_LOAD << ksm_ctx.unstable_bits) &&
 	    ksm_ctx.unstable_bits + 2 <= KSM_UNSTABLE_MAX_BITS)
 		ksm_unstable_grow();
-	bucket = ksm_unstable_bucket(item->hash, nid);
-	item->chain = *bucket;
-	*bucket = item;
+	ksm_unstable_chain(ksm_unstable_bucket(item->hash, nid), item, nid);
 	item->state = KSM_ITEM_UNSTABLE;
 	item->pass = ksm_ctx.scan.pass;
 	item->nid = nid;
@@ -230,11 +267,14 @@ void ksm_unstable_keep(struct ksm_rmap_item *item)
 bool ksm_unstable_has_other(u64 hash, int nid, struct mm_struct *mm,
 			    unsigned long start, unsigned long end)
 {
-	struct ksm_rmap_item *item = *ksm_unstable_bucket(hash, nid);
+	struct ksm_unstable_bucket *bucket = ksm_unstable_bucket(hash, nid);
 	int budget = KSM_UNSTABLE_MAX_COMPARES;
+	struct ksm_rmap_item *item;
 
 	ksm_assert_locked();
-	for (; item && budget; item = item->chain) {
+	if (!ksm_unstable_may_hold(bucket, hash, nid))
+		return false;
+	for (item = bucket->head; item && budget; item = item->chain) {
 		if (item->hash != hash || item->nid != nid)
 			continue;
 		if (item->mm != mm || ksm_item_addr(item) < start ||
@@ -260,11 +300,14 @@ struct ksm_rmap_item *ksm_unstable_find_or_insert(struct ksm_rmap_item *item,
 						  struct page **match)
 {
 	int nid = ksm_tree_index(page_to_nid(page));
+	struct ksm_unstable_bucket *bucket;
 	struct ksm_rmap_item *tree_item, *next;
 	int budget = KSM_UNSTABLE_MAX_COMPARES;
 
 	ksm_assert_locked();
-	tree_item = *ksm_unstable_bucket(item->hash, nid);
+	bucket = ksm_unstable_bucket(item->hash, nid);
+	tree_item = ksm_unstable_may_hold(bucket, item->hash, nid) ?
+		    bucket->head : NULL;
 	for (; tree_item && budget; tree_item = next) {
 		/* The match may unlink a stale entry: step past it first. */
 		next = tree_item->chain;

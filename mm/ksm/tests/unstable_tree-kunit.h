@@ -15,7 +15,7 @@
 #define KSM_TEST_BITS	4
 
 struct ksm_unstable_test_ctx {
-	struct ksm_rmap_item **saved_table;
+	struct ksm_unstable_bucket *saved_table;
 	unsigned int saved_bits;
 	unsigned long saved_entries;
 	unsigned long saved_unshared;
@@ -24,7 +24,7 @@ struct ksm_unstable_test_ctx {
 static void ksm_unstable_test_begin(struct kunit *test,
 				    struct ksm_unstable_test_ctx *t)
 {
-	struct ksm_rmap_item **table;
+	struct ksm_unstable_bucket *table;
 
 	table = kvcalloc(1 << KSM_TEST_BITS, sizeof(*table), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, table);
@@ -71,12 +71,32 @@ static struct ksm_rmap_item *ksm_test_items(struct kunit *test,
 /* Number of entries with @hash in its bucket. */
 static int ksm_test_count(u64 hash)
 {
-	struct ksm_rmap_item *item = *ksm_unstable_bucket(hash, 0);
+	struct ksm_rmap_item *item = ksm_unstable_bucket(hash, 0)->head;
 	int n = 0;
 
 	for (; item; item = item->chain)
 		n += item->hash == hash;
 	return n;
+}
+
+/*
+ * Every chained entry has its bit in its bucket's summary: a clear bit
+ * must mean "not here", or lookups would miss twins.
+ */
+static void ksm_test_summaries_cover(struct kunit *test)
+{
+	struct ksm_unstable_bucket *bucket;
+	struct ksm_rmap_item *item;
+	unsigned long i;
+
+	for (i = 0; i < 1UL << ksm_ctx.unstable_bits; i++) {
+		bucket = &ksm_ctx.unstable_table[i];
+		for (item = bucket->head; item; item = item->chain)
+			KUNIT_EXPECT_TRUE_MSG(test,
+				ksm_unstable_may_hold(bucket, item->hash,
+						      item->nid),
+				"hash %llu", item->hash);
+	}
 }
 
 /* Every inserted entry is found in its bucket, and counted. */
@@ -92,6 +112,10 @@ static void ksm_unstable_test_insert(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, ksm_test_count(50), 3);
 	KUNIT_EXPECT_EQ(test, ksm_test_count(30), 2);
 	KUNIT_EXPECT_EQ(test, ksm_test_count(77), 0);
+	ksm_test_summaries_cover(test);
+	/* A key whose bit no entry set is known absent without a walk. */
+	KUNIT_EXPECT_FALSE(test, ksm_unstable_may_hold(ksm_unstable_bucket(3, 0),
+						       3, 0));
 	ksm_unstable_test_end(&t);
 }
 
@@ -108,7 +132,8 @@ static void ksm_unstable_test_remove(struct kunit *test)
 	ksm_unstable_remove(&items[1]);
 	ksm_unstable_remove(&items[0]);		/* tail */
 	KUNIT_EXPECT_EQ(test, ksm_test_count(7), 1);
-	KUNIT_EXPECT_PTR_EQ(test, *ksm_unstable_bucket(7, 0), &items[2]);
+	KUNIT_EXPECT_PTR_EQ(test, ksm_unstable_bucket(7, 0)->head, &items[2]);
+	ksm_test_summaries_cover(test);
 	KUNIT_EXPECT_NULL(test, items[2].chain);
 	KUNIT_EXPECT_EQ(test, (int)items[1].state, KSM_ITEM_NEW);
 	KUNIT_EXPECT_EQ(test, ksm_ctx.stats.pages_unshared, t.saved_unshared + 1);
@@ -134,9 +159,9 @@ static void ksm_unstable_test_has_other(struct kunit *test)
 /* Filing many more entries than buckets grows the table; none is lost. */
 static void ksm_unstable_test_grow(struct kunit *test)
 {
-	const int nr = (4 << KSM_TEST_BITS) + 8;
+	const int nr = (KSM_UNSTABLE_LOAD << KSM_TEST_BITS) + 8;
 	struct ksm_unstable_test_ctx t;
-	u64 hashes[(4 << KSM_TEST_BITS) + 8];
+	u64 hashes[(KSM_UNSTABLE_LOAD << KSM_TEST_BITS) + 8];
 	int i, found = 0;
 
 	for (i = 0; i < nr; i++)
@@ -148,6 +173,7 @@ static void ksm_unstable_test_grow(struct kunit *test)
 	for (i = 0; i < 10; i++)
 		found += ksm_test_count(i);
 	KUNIT_EXPECT_EQ(test, found, nr);
+	ksm_test_summaries_cover(test);
 	ksm_unstable_test_end(&t);
 }
 
