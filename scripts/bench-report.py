@@ -82,6 +82,8 @@ def figures(labels):
     f += [
         ("2 scanner threads: pages/s over 1 thread", "x",
          per_rep_ratio(("threads_2", "pages_per_sec"), ("threads_1", "pages_per_sec")), ("ours", ">=", 1.8)),
+        ("2 threads reading memory, no KSM: pages/s over 1 (ceiling)", "x",
+         ("threads_ceiling", "two_over_one"), None),
         ("2 scanner threads, all dups: time to converge, 1 over 2", "x",
          per_rep_ratio(("threads_alldups1", "converge_ms"), ("threads_alldups2", "converge_ms")),
          ("ours", ">=", 1.8)),

@@ -144,6 +144,8 @@ for k in ksmd_threads scan_threads nr_scan_threads threads; do
 done
 if selected threads; then
 	if [ -n "$knob" ]; then
+		# What two vCPUs reading memory at once get over one, here.
+		run threads_ceiling parallel -m $THREADS_MIB
 		run threads_1 nodups -p 1 -m $THREADS_MIB -n 3 -k "$knob=1" $SCAN
 		run threads_2 nodups -p 1 -m $THREADS_MIB -n 3 -k "$knob=2" $SCAN
 		run threads_alldups1 alldups -p 4 -m $((THREADS_MIB / 4)) -k "$knob=1" $SCAN

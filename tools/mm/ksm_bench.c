@@ -26,6 +26,10 @@
  *             once merged, the time of move_pages() of every KSM page to
  *             the other NUMA node and back (each move walks every mapper
  *             of the KSM page and, for each, the VMAs of its anon_vma)
+ *   parallel  no KSM: the wall time for one thread to read MIB of memory
+ *             four times, and for two threads to read half of it each at
+ *             once; two_over_one is the second rate over the first, the
+ *             most two ksmd threads could gain in this guest on this host
  *   reset     only reset KSM (run=2, 6.12 defaults, run=0)
  *
  * Options:
@@ -79,6 +83,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -109,11 +114,12 @@
 
 enum workload {
 	WL_NODUPS, WL_ALLDUPS, WL_MIX, WL_CORUNNER, WL_MAPPERS, WL_VMAS,
-	WL_RESET,
+	WL_PARALLEL, WL_RESET,
 };
 
 static const char *const wl_names[] = {
-	"nodups", "alldups", "mix", "corunner", "mappers", "vmas", "reset",
+	"nodups", "alldups", "mix", "corunner", "mappers", "vmas", "parallel",
+	"reset",
 };
 
 static struct {
@@ -645,6 +651,73 @@ static double measure_floor(int go_fd, int floor_fd, long pages)
 		total += ns;
 	}
 	return total / pages;
+}
+
+/* Times each reader of measure_parallel() reads its part. */
+#define PARALLEL_READS	4
+
+/* One reader of measure_parallel(): its part of the memory. */
+struct parallel_part {
+	const char *mem;
+	size_t len;
+};
+
+static void *parallel_read(void *arg)
+{
+	const struct parallel_part *part = arg;
+	int i;
+
+	for (i = 0; i < PARALLEL_READS; i++)
+		read_once_ns(part->mem, part->len);
+	return NULL;
+}
+
+/*
+ * WL_PARALLEL: what two threads gain over one at reading memory, the work
+ * of the physical floor, in this guest: a ceiling for two ksmd threads,
+ * whatever the host lends to two vCPUs at once (QEMU's own threads and
+ * the host's other work share its cores with them).
+ */
+static int measure_parallel(void)
+{
+	size_t len = opt.mib << 20;
+	struct parallel_part parts[2] = {
+		{ .len = len / 2 }, { .len = len / 2 },
+	};
+	struct parallel_part whole = { .len = len };
+	double t0, one_ms, two_ms;
+	pthread_t tid;
+	char *mem;
+
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		perror("ksm_bench: mmap");
+		return 1;
+	}
+	memset(mem, 1, len);
+	whole.mem = mem;
+	parts[0].mem = mem;
+	parts[1].mem = mem + len / 2;
+
+	t0 = now_ms();
+	parallel_read(&whole);
+	one_ms = now_ms() - t0;
+
+	t0 = now_ms();
+	if (pthread_create(&tid, NULL, parallel_read, &parts[1])) {
+		fprintf(stderr, "ksm_bench: pthread_create failed\n");
+		return 1;
+	}
+	parallel_read(&parts[0]);
+	pthread_join(tid, NULL);
+	two_ms = now_ms() - t0;
+
+	munmap(mem, len);
+	result("one_reader_ms", "%.0f", one_ms);
+	result("two_readers_ms", "%.0f", two_ms);
+	result("two_over_one", "%.3f", one_ms / two_ms);
+	return 0;
 }
 
 /* Memory-bound loop: stream over 64 MiB, count bytes in *@counter. */
@@ -1388,6 +1461,8 @@ int main(int argc, char **argv)
 	}
 	result("ksmd_threads", "%d", nr_ksmd);
 
+	if (opt.wl == WL_PARALLEL)
+		return measure_parallel();
 	if (opt.wl == WL_VMAS) {
 		ret = measure_vmas();
 		ksm_reset();
