@@ -1190,12 +1190,12 @@ static void ksm_scan_visit_batch(struct ksm_claim *claim,
 	batch->joins = 0;
 	mutex_lock(&ksm_ctx.lock);
 	ksm_rmap_list_free(&batch->stale);
-	for (i = 0; i < batch->walk.nr; i++) {
+	for (i = 0; i < batch->walk.nr; i++)
 		if (!ksm_scan_visit_one(claim, batch, i))
 			put_page(batch->walk.page[i]);
-		cond_resched();
-	}
 	mutex_unlock(&ksm_ctx.lock);
+	/* Once per batch, and not while others may wait for the lock. */
+	cond_resched();
 	if (batch->joins)
 		ksm_scan_join_all(batch);
 }
