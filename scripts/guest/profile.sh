@@ -20,6 +20,9 @@
 #   PROFILE total <percent> <symbol>      time in it and what it calls
 #   PROFILE hot <n> <symbol+offset>       samples of one instruction
 #                                         (0.5% of all or more)
+#   PROFILE lockwait <percent> <symbol+offset>
+#                                         time in mutex_lock() (spinning or
+#                                         going to sleep) by its KSM caller
 #   BENCH ...                             the workload's own figures
 #   PROFILE-DONE
 B=/tools/ksm_bench
@@ -74,9 +77,13 @@ function flush(   s) {
 		hot[firstoff]++
 		for (s in seen)
 			total[s]++
+		if (waiter != "")
+			lockwait[waiter]++
 	}
+	waiter = ""
 	keep = 0
 	nf = 0
+	inlock = 0
 	delete seen
 }
 /^[^\t]/ && NF { flush(); keep = $1 ~ /^ksmd/; next }
@@ -86,6 +93,13 @@ NF >= 2 && keep {
 	if (!nf) { first = sym; firstoff = $2 }
 	nf++
 	seen[sym] = 1
+	# The KSM function that called into a contended mutex.
+	if (sym ~ /^(__)?mutex_lock/ || sym == "mutex_spin_on_owner")
+		inlock = 1
+	else if (inlock && sym ~ /^ksm/) {
+		waiter = $2
+		inlock = 0
+	}
 }
 END {
 	flush()
@@ -100,6 +114,8 @@ END {
 	for (s in hot)
 		if (hot[s] >= n / 200)
 			printf "PROFILE hot %d %s\n", hot[s], s
+	for (s in lockwait)
+		printf "PROFILE lockwait %.2f %s\n", 100 * lockwait[s] / n, s
 }' /tmp/samples.txt | sort -k2,2 -k3,3nr | while IFS= read -r line; do
 	mark "$line"
 done
