@@ -1,7 +1,7 @@
 #!/bin/sh
 # ksm.harness=profile: where ksmd's CPU goes, sampled by perf in the guest.
-# "make profile" (scripts/profile.sh) runs it; the initramfs then holds
-# the host's perf and its libraries (build-initramfs.sh with PERF=1).
+# "make profile" runs it, with an initramfs that holds the host's perf
+# and its libraries (build-initramfs.sh with PERF=1).
 #
 # Parameters (kernel command line): ksm.profile_workload=NAME, one of
 # nodups, alldups, mix (the "make bench" workloads of those names),
@@ -116,7 +116,9 @@ END {
 			printf "PROFILE hot %d %s\n", hot[s], s
 	for (s in lockwait)
 		printf "PROFILE lockwait %.2f %s\n", 100 * lockwait[s] / n, s
-}' /tmp/samples.txt | sort -k2,2 -k3,3nr | while IFS= read -r line; do
+}' /tmp/samples.txt | sort -k2,2 -k3,3nr >/tmp/profile.txt
+while IFS= read -r line; do
 	mark "$line"
-done
+done </tmp/profile.txt
+grep -q '^PROFILE-ERROR' /tmp/profile.txt && exit 1
 mark "PROFILE-DONE"
