@@ -1356,7 +1356,7 @@ static void usage(const char *prog)
 		"usage: %s [-p PROCS] [-m MIB] [-s PAGES_TO_SCAN] [-S SLEEP_MS] [-n SCANS]\n"
 		"       [-t SECS] [-i MSECS] [-d SECS] [-N PAGES] [-k KNOB=VAL]\n"
 		"       [-g CGROUPS] [-l LABEL] [-v]\n"
-		"       nodups|alldups|mix|corunner|mappers|vmas|reset\n", prog);
+		"       nodups|alldups|mix|corunner|mappers|vmas|parallel|reset\n", prog);
 	exit(2);
 }
 
