@@ -51,20 +51,19 @@
  * round trip, one page table lock hold and one hold of ksm_ctx.lock per
  * batch rather than per page.
  *
- * A collected page is a snapshot, and only a page that nothing but its PTE
- * can change is batched: an exclusive anonymous page (PageAnonExclusive)
- * of a small folio. A write changes such a page in place, as it would
- * between a walk and a visit of one page; the PTE can only go away (unmap,
- * reclaim), and whatever the visit decides is then checked where it
- * matters: a merge finds the PTE no longer mapping the page and gives up,
- * a twin found in the unstable tree is looked up anew. Any other page is
- * collected only first, by a walk of its own that ends with it, right
- * before its visit: a KSM page, whose verdict "still merged" rests on the
- * snapshot alone (a write fault that copied it after the walk would go
- * unnoticed for a pass, while user space expects a full scan after a
- * write to see it); a page shared since fork, which a write fault may copy
- * just as well; and a large folio, which a merge may split (a split needs
- * our reference to be the only extra one).
+ * A collected page is a snapshot: by its visit, a write may have changed
+ * it in place, and a write fault, reclaim or an unmap may have taken it
+ * out of its PTE (a KSM page or one shared since fork is copied by a
+ * write). Whatever the visit decides is checked again where it matters: a
+ * merge finds the PTE under its lock no longer mapping the page and gives
+ * up, a twin found in the unstable tree is looked up anew. What is left is
+ * a verdict like "still merged" about a page a write fault copied after
+ * the walk; that write is noticed by the next pass. A batch is walked and
+ * visited within one pass (the pass waits for every claim), so every pass
+ * that starts after a write sees it, batched or not: the promise user
+ * space waits for full scans on. Only a large folio is collected alone,
+ * first and by a walk that ends with it: a merge may split it, and a split
+ * needs our reference to be the only extra one.
  *
  * The batch's reference on a page goes as soon as its visit is over
  * (unless it waits to join a KSM page): at most 31 extra frames per thread
@@ -141,8 +140,7 @@ static bool ksm_batch_add(struct ksm_page_batch *batch, struct page *page,
 			  unsigned long addr)
 {
 	struct folio *folio = page_folio(page);
-	bool alone = folio_test_large(folio) || folio_test_ksm(folio) ||
-		     !PageAnonExclusive(page);
+	bool alone = folio_test_large(folio);
 
 	if (alone && batch->nr) {
 		batch->next = addr;
