@@ -78,6 +78,12 @@
  *
  * are "-" when the floor could not be taken or ksmd CPU was below the
  * resolution of its clock ticks.
+ *
+ * Rescans (alldups, mix): once the savings converged, every later pass
+ * visits memory that is merged already.  rescan_ns_per_page is ksmd CPU
+ * over pages_scanned from the first sample after the converging full scan
+ * to the last sample: what keeping merged memory merged costs per page and
+ * pass; "-" when fewer than half the workload's pages were scanned then.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -745,7 +751,7 @@ static int run_streamer(volatile uint64_t *counter, int ready_fd)
 
 struct sample {
 	double t, cpu;
-	long sharing, saved, scans;
+	long sharing, saved, scans, scanned;
 };
 
 static void take_sample(struct sample *s, double t0, double cpu0, long scans0)
@@ -755,6 +761,7 @@ static void take_sample(struct sample *s, double t0, double cpu0, long scans0)
 	s->sharing = ksm_read("pages_sharing");
 	s->saved = s->sharing + ksm_read("ksm_zero_pages");
 	s->cpu = ksmd_cpu_ms() - cpu0;
+	s->scanned = ksm_read("pages_scanned");
 	if (opt.verbose)
 		printf("BENCHSAMPLE %s %.0f %ld %ld %.0f %ld\n", opt.label,
 		       s->t, s->sharing, s->saved, s->cpu, s->scans);
@@ -805,6 +812,31 @@ static int measure_nodups(long pages, long long slab0, double floor_ns)
 		result("meta_bytes_per_page", "%.1f",
 		       (double)(slab - slab0) / pages);
 	return s.scans < opt.scans;
+}
+
+/*
+ * rescan_ns_per_page (see the top of the file) from the @n samples @ss of
+ * a run that converged at full scan @conv_scan (0: did not).
+ */
+static void result_rescan(const struct sample *ss, size_t n, int conv_scan,
+			  long pages)
+{
+	size_t j;
+	long scanned;
+
+	for (j = 0; conv_scan && j < n; j++)
+		if (ss[j].scans >= conv_scan)
+			break;
+	if (!conv_scan || j == n) {
+		result("rescan_ns_per_page", "-");
+		return;
+	}
+	scanned = ss[n - 1].scanned - ss[j].scanned;
+	if (scanned < pages / 2 || ss[n - 1].cpu <= ss[j].cpu)
+		result("rescan_ns_per_page", "-");
+	else
+		result("rescan_ns_per_page", "%.1f",
+		       (ss[n - 1].cpu - ss[j].cpu) * 1e6 / scanned);
 }
 
 /*
@@ -889,6 +921,7 @@ static int measure_converge(long pages, long long slab0, double floor_ns)
 	else
 		result("merge_over_floor", "-");
 	result("cpu_ms", "%.0f", ss[n - 1].cpu);
+	result_rescan(ss, n, conv_scan, pages);
 	if (slab >= 0 && slab0 >= 0)
 		result("meta_bytes_per_page", "%.1f",
 		       (double)(slab - slab0) / pages);
