@@ -18,7 +18,7 @@
 #                                     (any scripts/guest/<mode>.sh)
 #   make bench [REPS=3] [BENCH_QUICK=1] [BENCH_ONLY=a,b]
 #                                     ours vs stock KSM, side by side
-#   make profile [WORKLOAD=nodups|alldups|mix|threads_nodups2|threads_alldups2]
+#   make profile [WORKLOAD=nodups|alldups|mix|pairs|threads_nodups2|threads_alldups2|threads_pairs2]
 #                [STOCK=1]            where ksmd's CPU goes (perf in the guest)
 #   make patch                        git format-patch series against 6.12
 #                                     in build/patch/, checkpatch'ed

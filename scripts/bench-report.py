@@ -90,6 +90,8 @@ def figures(labels):
         ("2 scanner threads, all dups: time to converge, 1 over 2", "x",
          per_rep_ratio(("threads_alldups1", "converge_ms"), ("threads_alldups2", "converge_ms")),
          ("ours", ">=", 1.8)),
+        ("2 scanner threads, pairs (every merge a new KSM page): time to converge, 1 over 2", "x",
+         per_rep_ratio(("threads_pairs1", "converge_ms"), ("threads_pairs2", "converge_ms")), None),
         ("ksm_tests -P: merge speed", "MiB/s", ("ksm_tests_P", "mib_per_sec"), ("ratio", ">=", 3.0)),
         ("ksm_tests -P: ksmd CPU during the run", "ms", ("ksm_tests_P", "ksmd_cpu_ms"), None),
         ("ksm_tests -P: TLB shootdowns received", "IPIs", ("ksm_tests_P", "tlb_shootdowns"), None),

@@ -150,6 +150,8 @@ if selected threads; then
 		run threads_2 nodups -p 1 -m $THREADS_MIB -n 3 -k "$knob=2" $SCAN
 		run threads_alldups1 alldups -p 4 -m $((THREADS_MIB / 4)) -k "$knob=1" $SCAN
 		run threads_alldups2 alldups -p 4 -m $((THREADS_MIB / 4)) -k "$knob=2" $SCAN
+		run threads_pairs1 pairs -p 2 -m $((THREADS_MIB / 2)) -k "$knob=1" $SCAN
+		run threads_pairs2 pairs -p 2 -m $((THREADS_MIB / 2)) -k "$knob=2" $SCAN
 	else
 		mark "BENCH threads_2 na no_thread_knob"
 	fi

@@ -4,9 +4,9 @@
 # and its libraries (build-initramfs.sh with PERF=1).
 #
 # Parameters (kernel command line): ksm.profile_workload=NAME, one of
-# nodups, alldups, mix (the "make bench" workloads of those names),
-# threads_nodups2 or threads_alldups2 (no dups, all dups with two ksmd
-# threads); ksm.timeout=SECS bounds every wait of the workload.
+# nodups, alldups, mix, pairs (the ksm_bench workloads of those names),
+# threads_nodups2, threads_alldups2 or threads_pairs2 (the same with two
+# ksmd threads); ksm.timeout=SECS bounds every wait of the workload.
 #
 # perf samples every CPU at 2 kHz (cpu-clock: TCG has no hardware
 # counters) with kernel call chains for as long as the workload runs; the
@@ -38,8 +38,10 @@ case $WL in
 nodups) set -- nodups -p 1 -m 512 -n 4 $SCAN ;;
 alldups) set -- alldups -p 3 -m 128 $SCAN ;;
 mix) set -- mix -p 8 -m 64 $SCAN ;;
+pairs) set -- pairs -p 2 -m 256 $SCAN ;;
 threads_nodups2) set -- nodups -p 1 -m 512 -n 4 -k ksmd_threads=2 $SCAN ;;
 threads_alldups2) set -- alldups -p 4 -m 128 -k ksmd_threads=2 $SCAN ;;
+threads_pairs2) set -- pairs -p 2 -m 256 -k ksmd_threads=2 $SCAN ;;
 *)
 	mark "PROFILE-ERROR unknown workload '$WL'"
 	exit 1

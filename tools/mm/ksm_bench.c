@@ -13,6 +13,9 @@
  *   mix       PROCS x MIB of a VM-like mix (25% zero pages, 40% identical
  *             across processes, 10% repeated within a process, 25% unique),
  *             same figures as alldups
+ *   pairs     PROCS x MIB where page i of every process holds content i:
+ *             with two processes every merge makes a new KSM page of two
+ *             pages (none joins an existing one); same figures as alldups
  *   corunner  a memory-bound loop's throughput with ksmd idle, then with
  *             ksmd scanning PROCS x MIB of random pages at full speed
  *   mappers   PROCS x MIB of one byte ('c') merged into as few KSM pages as
@@ -120,12 +123,12 @@
 
 enum workload {
 	WL_NODUPS, WL_ALLDUPS, WL_MIX, WL_CORUNNER, WL_MAPPERS, WL_VMAS,
-	WL_PARALLEL, WL_RESET,
+	WL_PARALLEL, WL_PAIRS, WL_RESET,
 };
 
 static const char *const wl_names[] = {
 	"nodups", "alldups", "mix", "corunner", "mappers", "vmas", "parallel",
-	"reset",
+	"pairs", "reset",
 };
 
 static struct {
@@ -474,6 +477,9 @@ static void fill(char *mem, size_t pages, unsigned int proc)
 			break;
 		case WL_MAPPERS:
 			memset(page, 'c', page_size);
+			break;
+		case WL_PAIRS:
+			fill_word_pattern(page, p);
 			break;
 		case WL_MIX:
 			if (pct < 25) {
@@ -1389,7 +1395,7 @@ static void usage(const char *prog)
 		"usage: %s [-p PROCS] [-m MIB] [-s PAGES_TO_SCAN] [-S SLEEP_MS] [-n SCANS]\n"
 		"       [-t SECS] [-i MSECS] [-d SECS] [-N PAGES] [-k KNOB=VAL]\n"
 		"       [-g CGROUPS] [-l LABEL] [-v]\n"
-		"       nodups|alldups|mix|corunner|mappers|vmas|parallel|reset\n", prog);
+		"       nodups|alldups|mix|pairs|corunner|mappers|vmas|parallel|reset\n", prog);
 	exit(2);
 }
 
@@ -1506,8 +1512,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* the physical floor: go[] to the processes, fl[] their times */
-	if ((opt.wl == WL_NODUPS || opt.wl == WL_ALLDUPS || opt.wl == WL_MIX) &&
-	    (pipe(go) || pipe(fl))) {
+	if ((opt.wl == WL_NODUPS || opt.wl == WL_ALLDUPS || opt.wl == WL_MIX ||
+	     opt.wl == WL_PAIRS) && (pipe(go) || pipe(fl))) {
 		perror("ksm_bench: pipe");
 		return 1;
 	}
@@ -1591,6 +1597,7 @@ int main(int argc, char **argv)
 		break;
 	case WL_ALLDUPS:
 	case WL_MIX:
+	case WL_PAIRS:
 		ret = measure_converge(pages, slab0, floor_ns);
 		break;
 	case WL_CORUNNER:
