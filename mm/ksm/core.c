@@ -67,6 +67,7 @@ struct ksm_context ksm_ctx = {
 	},
 	.scan = {
 		.slot = &ksm_ctx.mm_head,
+		.pairing = LIST_HEAD_INIT(ksm_ctx.scan.pairing),
 	},
 	.knobs = {
 		.run = KSM_RUN_STOP,

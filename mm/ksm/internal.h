@@ -38,10 +38,13 @@
  * 2. ksm_ctx.lock (mutex): the engine lock. It owns both trees, every
  *    stable node, every rmap item's tree state, the block dispenser
  *    (ksm_ctx.scan) and the global counters. ksmd threads take it once
- *    per walk's batch of pages, for the tree work and the merges that
- *    make new KSM pages, then again to record the pages that joined KSM
- *    pages: page table walks, hashing and those joins run without it.
- *    Code that needs it asserts it with ksm_assert_locked().
+ *    per walk's batch of pages, for the tree work, then again to record
+ *    the merges: page table walks, hashing, compares and every merge run
+ *    without it. A page that joins a KSM page is in no tree and on the
+ *    thread's own block list meanwhile; the twin it makes a new KSM page
+ *    with is claimed (KSM_ITEM_MERGING), which keeps everybody else from
+ *    changing or freeing it. Code that needs the lock asserts it with
+ *    ksm_assert_locked().
  * 3. mmap_lock of a scanned mm (read): taken per mm while looking at its
  *    VMAs and page tables. madvise() and prctl() arrive here with it held
  *    for write and never take ksm_ctx.lock; the one exception, moving an
@@ -77,11 +80,16 @@
  * @KSM_ITEM_NEW: seen, hashed at most once; in no tree.
  * @KSM_ITEM_UNSTABLE: in the unstable tree of pass @ksm_rmap_item.pass.
  * @KSM_ITEM_STABLE: mapped to a KSM page; linked on its stable node.
+ * @KSM_ITEM_MERGING: taken out of the unstable tree by a ksmd thread that
+ *                    is making a new KSM page of it and another page; in
+ *                    no tree, and that thread's until it records the pair
+ *                    (see ksm_rmap_item_claim()).
  */
 enum ksm_item_state {
 	KSM_ITEM_NEW,
 	KSM_ITEM_UNSTABLE,
 	KSM_ITEM_STABLE,
+	KSM_ITEM_MERGING,
 };
 
 struct ksm_stable_node;
@@ -101,7 +109,8 @@ struct ksm_stable_node;
  * @skip_left: visits still to skip before looking at the page again.
  * @hash: content hash computed at the last visit (NEW, UNSTABLE).
  * @chain: next entry of the same unstable hash bucket (UNSTABLE).
- * @pass: scan pass that put the item in the unstable table (UNSTABLE).
+ * @pass: scan pass that put the item in the unstable table (UNSTABLE);
+ *        nonzero once the item's owner let go of it (MERGING).
  * @nid: index of the tree the item was filed under (NEW, UNSTABLE).
  * @stable: the stable node the page is merged into (STABLE).
  * @anon_vma: the VMA's anon_vma, pinned from the merge on (STABLE).
@@ -116,7 +125,10 @@ struct ksm_stable_node;
  * only written once the item is filed under its KSM page.
  *
  * Access under ksm_ctx.lock, except the stable fields which rmap walkers
- * read under the KSM folio's lock.
+ * read under the KSM folio's lock, and an item claimed for a merge (state
+ * KSM_ITEM_MERGING), whose merging thread reads @mm and @vpn and pins its
+ * VMA without the lock while its owner may only relink it (@next) and
+ * set @pass (see ksm_rmap_item_claim()).
  */
 struct ksm_rmap_item {
 	struct ksm_rmap_item *next;
@@ -317,6 +329,9 @@ struct ksm_claim {
  *        no longer in the tree.
  * @full_scans: number of passes completed.
  * @domain: merge domain key of the page being visited.
+ * @pairing: the batches of ksmd threads that are making new KSM pages
+ *           without ksm_ctx.lock (see scan.c), at most one per thread.
+ * @pairs_done: number of times a batch recorded its new KSM pages.
  *
  * A pass is complete when every block has been handed out and no claim is
  * active or parked.
@@ -331,6 +346,8 @@ struct ksm_scan_cursor {
 	unsigned int pass;
 	unsigned long full_scans;
 	u64 domain;
+	struct list_head pairing;
+	unsigned long pairs_done;
 };
 
 /**
@@ -549,6 +566,14 @@ struct ksm_rmap_item *ksm_rmap_item_new(struct mm_struct *mm,
 					unsigned long address);
 void ksm_rmap_item_count(struct ksm_rmap_item *item);
 void ksm_rmap_item_free(struct ksm_rmap_item *item);
+void ksm_rmap_item_claim(struct ksm_rmap_item *item);
+bool ksm_rmap_item_unclaim(struct ksm_rmap_item *item);
+
+/* Did the owner of @item, claimed for a merge, let go of it meanwhile? */
+static inline bool ksm_rmap_item_orphaned(const struct ksm_rmap_item *item)
+{
+	return item->state == KSM_ITEM_MERGING && item->pass;
+}
 void ksm_rmap_item_forget(struct ksm_rmap_item *item);
 void ksm_rmap_list_free(struct ksm_rmap_item **link);
 void ksm_mm_items_free(struct ksm_mm *slot, unsigned long start,

@@ -74,24 +74,83 @@ void ksm_rmap_item_forget(struct ksm_rmap_item *item)
 	case KSM_ITEM_UNSTABLE:
 		ksm_unstable_remove(item);
 		break;
+	case KSM_ITEM_MERGING:
+		/* The merging thread owns it until it records the pair. */
+		WARN_ON_ONCE(1);
+		return;
 	default:
 		break;
 	}
 	item->state = KSM_ITEM_NEW;
 }
 
+/*
+ * An item in state KSM_ITEM_MERGING belongs to the ksmd thread merging its
+ * page (scan.c) until that thread records the pair under ksm_ctx.lock;
+ * meanwhile the thread reads the item's ->mm and address and pins its VMA
+ * without the lock. An owner that lets go of such an item (its page went,
+ * its mm exits) only orphans it: the item no longer counts, ->pass says
+ * so, and the merging thread frees it when it records the pair. ->pass
+ * has no other use in that state, and it is the one field neither side
+ * touches while the other may.
+ */
+
 /**
  * ksm_rmap_item_free() - forget an item and free it
  * @item: an item already unlinked from its mm's list.
+ *
+ * An item being merged (KSM_ITEM_MERGING) is orphaned instead; see above.
  *
  * Context: ksm_ctx.lock held.
  */
 void ksm_rmap_item_free(struct ksm_rmap_item *item)
 {
-	ksm_rmap_item_forget(item);
+	ksm_assert_locked();
 	ksm_ctx.stats.rmap_items--;
 	item->mm->ksm_rmap_items--;
+	if (item->state == KSM_ITEM_MERGING) {
+		item->pass = 1;
+		return;
+	}
+	ksm_rmap_item_forget(item);
 	kmem_cache_free(ksm_rmap_item_cache, item);
+}
+
+/**
+ * ksm_rmap_item_claim() - take an item that is in no tree for a merge
+ * @item: an item in state KSM_ITEM_NEW.
+ *
+ * Until ksm_rmap_item_unclaim(), the item is the caller's: nobody else
+ * changes or frees it (see above).
+ *
+ * Context: ksm_ctx.lock held.
+ */
+void ksm_rmap_item_claim(struct ksm_rmap_item *item)
+{
+	ksm_assert_locked();
+	WARN_ON_ONCE(item->state != KSM_ITEM_NEW);
+	item->state = KSM_ITEM_MERGING;
+	item->pass = 0;
+}
+
+/**
+ * ksm_rmap_item_unclaim() - end a merge's hold on an item
+ * @item: an item in state KSM_ITEM_MERGING.
+ *
+ * Return: true if the item lives on, in state KSM_ITEM_NEW; false if its
+ * owner let go of it meanwhile, in which case it was freed here.
+ *
+ * Context: ksm_ctx.lock held.
+ */
+bool ksm_rmap_item_unclaim(struct ksm_rmap_item *item)
+{
+	ksm_assert_locked();
+	if (item->pass) {
+		kmem_cache_free(ksm_rmap_item_cache, item);
+		return false;
+	}
+	item->state = KSM_ITEM_NEW;
+	return true;
 }
 
 /**

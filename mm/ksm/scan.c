@@ -17,17 +17,22 @@
  *    to the thread) and its content is hashed, unless it looks still
  *    merged or due for a smart-scan skip;
  * 3. under ksm_ctx.lock, a page still merged or skipped is done with; any
- *    other is looked up in the stable tree, then in the unstable tree. Two
- *    twins of the unstable tree are merged into a new KSM page there and
- *    then; a page whose twin is a KSM page waits for the end of the batch;
+ *    other is looked up in the stable tree, then in the unstable tree. A
+ *    page whose twin is a KSM page, or a page of the unstable tree (which
+ *    leaves the tree, claimed), waits for the end of the batch;
  * 4. without ksm_ctx.lock, the pages waiting to join KSM pages are merged,
  *    those that join the same KSM page together, with one TLB flush
- *    (ksm_scan_join_all()); ksm_ctx.lock is taken again, briefly, to record
- *    them as mappers.
+ *    (ksm_scan_join_all()), and each page waiting with its twin is
+ *    compared with it and made a new KSM page that the twin is merged
+ *    into (ksm_scan_pair_all()); ksm_ctx.lock is taken again, briefly, to
+ *    record them all in the stable tree.
  *
  * Steps 1, 2 and 4, most of the cost of a page that does not merge and of
- * one that joins a KSM page, run in parallel on as many threads as the
- * ksmd_threads knob asks for; step 3 is one critical section per batch.
+ * every merge, run in parallel on as many threads as the ksmd_threads
+ * knob asks for; step 3 is one critical section per batch. A twin that
+ * another thread visits meanwhile is already claimed: nobody else finds
+ * it in the unstable tree, and a later page of its content waits there
+ * for the next pass, where it finds the new KSM page.
  *
  * A pass is complete when every block was handed out and no claim is
  * left: full_scans goes up, and the next pass starts with an empty
@@ -88,23 +93,64 @@ struct ksm_page_batch {
 };
 
 /**
+ * struct ksm_batch_wait - what a page of a batch waits for after the visits
+ * @kfolio: the KSM folio the page joins, found in the stable tree; the
+ *          batch holds a reference on it.
+ * @node: its node, as the lookup found it.
+ * @twin: the item of the page's twin in the unstable tree, in state
+ *        KSM_ITEM_MERGING: out of the table, and freed by nobody else
+ *        until the pair is recorded (see ksm_rmap_item_free()).
+ * @twin_page: the twin's page, referenced.
+ * @domain: the merge domain the new KSM page goes to.
+ * @leader: the page of the batch whose new KSM page this one joins.
+ *
+ * @kfolio and @node when the page joins a KSM page, @twin, @twin_page and
+ * @domain when it makes a new one with its twin, @leader when it is to
+ * join one that an earlier page of the batch makes.
+ */
+struct ksm_batch_wait {
+	union {
+		struct {
+			struct folio *kfolio;
+			struct ksm_stable_node *node;
+		};
+		struct {
+			struct ksm_rmap_item *twin;
+			struct page *twin_page;
+			u64 domain;
+		};
+		unsigned int leader;
+	};
+};
+
+/**
  * struct ksm_visit_batch - a batch of pages and what their visits need
  * @walk: the pages.
  * @item: each page's rmap item (NULL without memory).
  * @content: each page's content hash, where @hashed says so.
  * @hashed: bit i set when @content[i] is valid.
  * @is_new: bit i set when @item[i] is new and not yet counted.
- * @joins: bit i set when page i waits to join @join[i], a KSM page the
- *         stable tree found; the batch holds a reference on it.
- * @join: the KSM folio page i joins, where @joins says so.
- * @join_node: its node, as the lookup found it.
+ * @joins: bit i set when page i waits to join a KSM page (@wait[i]).
+ * @pairs: bit i set when page i waits to make a new KSM page with its
+ *         twin (@wait[i]).
+ * @followers: bit i set when page i waits to join the KSM page that a
+ *             pair of the batch makes (@wait[i]); a join once it is made.
+ * @retry: bit i set when page i is to be visited again once another
+ *         thread made the KSM page of its content (see
+ *         ksm_scan_pair_pending()).
+ * @retry_after: the value of ksm_ctx.scan.pairs_done to wait past first.
+ * @pair_keys: one bit for the key of each page in @pairs, picked by
+ *             ksm_scan_pair_key_bit(): a clear bit means no such pair.
+ * @wait: what page i waits for, where @joins, @pairs or @followers says.
+ * @pairing: link on ksm_ctx.scan.pairing while @pairs is not empty.
  * @stale: items of the block that no longer have a page, to be freed.
  *
  * Pages of one batch lie in one block, so under one page table: those that
  * join the same KSM page are merged together by ksm_join_pages(), with one
  * TLB flush rather than one per page. When the merged process runs on
  * another CPU every flush interrupts it, and that interrupt is most of
- * what a merge costs.
+ * what a merge costs. Both kinds of merge run after the visits, without
+ * ksm_ctx.lock.
  */
 struct ksm_visit_batch {
 	struct ksm_page_batch walk;
@@ -113,8 +159,13 @@ struct ksm_visit_batch {
 	u32 hashed;
 	u32 is_new;
 	u32 joins;
-	struct folio *join[KSM_BATCH];
-	struct ksm_stable_node *join_node[KSM_BATCH];
+	u32 pairs;
+	u32 followers;
+	u32 retry;
+	unsigned long retry_after;
+	u64 pair_keys;
+	struct ksm_batch_wait wait[KSM_BATCH];
+	struct list_head pairing;
 	struct ksm_rmap_item *stale;
 };
 
@@ -651,8 +702,8 @@ static void ksm_scan_merge_group(struct mm_struct *mm,
 				 unsigned long group, int *errs)
 {
 	unsigned int first = __ffs(group), nr = 0, i, bit, start, end;
-	struct ksm_stable_node *node = batch->join_node[first];
-	struct folio *kfolio = batch->join[first];
+	struct ksm_stable_node *node = batch->wait[first].node;
+	struct folio *kfolio = batch->wait[first].kfolio;
 	struct ksm_rmap_item *items[KSM_BATCH];
 	unsigned long addrs[KSM_BATCH];
 	struct page *pages[KSM_BATCH];
@@ -719,7 +770,7 @@ static unsigned long ksm_scan_next_group(struct ksm_visit_batch *batch,
 	for_each_set_bit(i, &todo, KSM_BATCH) {
 		if (batch->walk.addr[i] >= limit)
 			break;
-		if (batch->join[i] == batch->join[first] &&
+		if (batch->wait[i].kfolio == batch->wait[first].kfolio &&
 		    !ksm_scan_joins_alone(batch->walk.page[i]))
 			group |= BIT(i);
 	}
@@ -749,8 +800,8 @@ static void ksm_scan_record_joins(struct ksm_visit_batch *batch,
 				  unsigned long joins, const int *errs)
 {
 	unsigned int first = __ffs(joins), i;
-	struct ksm_stable_node *node = batch->join_node[first];
-	struct folio *kfolio = batch->join[first];
+	struct ksm_stable_node *node = batch->wait[first].node;
+	struct folio *kfolio = batch->wait[first].kfolio;
 	unsigned long undo = 0;
 	bool live;
 
@@ -803,7 +854,7 @@ static noinline_for_stack void ksm_scan_join_all(struct ksm_visit_batch *batch)
 	while (todo) {
 		group = 0;
 		for_each_set_bit(i, &todo, KSM_BATCH)
-			if (batch->join[i] == batch->join[__ffs(todo)])
+			if (batch->wait[i].kfolio == batch->wait[__ffs(todo)].kfolio)
 				group |= BIT(i);
 		ksm_scan_record_joins(batch, group, errs);
 		todo &= ~group;
@@ -814,7 +865,7 @@ static noinline_for_stack void ksm_scan_join_all(struct ksm_visit_batch *batch)
 	todo = batch->joins;
 	for_each_set_bit(i, &todo, KSM_BATCH) {
 		put_page(batch->walk.page[i]);
-		folio_put(batch->join[i]);
+		folio_put(batch->wait[i].kfolio);
 	}
 }
 
@@ -828,8 +879,8 @@ static void ksm_scan_join_later(struct ksm_visit_batch *batch, unsigned int i,
 				struct ksm_stable_node *node)
 {
 	ksm_stable_join_begin(node);
-	batch->join[i] = kfolio;
-	batch->join_node[i] = node;
+	batch->wait[i].kfolio = kfolio;
+	batch->wait[i].node = node;
 	batch->joins |= BIT(i);
 }
 
@@ -886,55 +937,272 @@ static struct folio *ksm_scan_new_kfolio(struct ksm_rmap_item *item,
 	return err ? NULL : kfolio;
 }
 
-/*
- * Merge @page with its unstable twin into a new KSM page. Consumes the
- * reference on @tree_page.
- */
-static void ksm_scan_merge_pair(struct ksm_rmap_item *item, struct page *page,
-				struct ksm_rmap_item *tree_item,
-				struct page *tree_page)
+/* The bit of ksm_visit_batch.pair_keys for a pair of @hash in tree @nid. */
+static u64 ksm_scan_pair_key_bit(u64 hash, int nid)
 {
-	struct ksm_stable_node *node = NULL;
-	struct folio *kfolio;
+	return BIT_ULL((hash ^ nid) & 63);
+}
+
+/*
+ * Page @i of @batch is to make a new KSM page with @twin, whose page
+ * @twin_page is referenced (the reference goes to the batch): the twin
+ * leaves the unstable tree, claimed until the batch records the pair.
+ */
+static void ksm_scan_pair_later(struct ksm_visit_batch *batch, unsigned int i,
+				struct ksm_rmap_item *twin,
+				struct page *twin_page, u64 domain)
+{
+	if (!batch->pairs) {
+		list_add(&batch->pairing, &ksm_ctx.scan.pairing);
+		batch->pair_keys = 0;
+	}
+	batch->pair_keys |= ksm_scan_pair_key_bit(batch->item[i]->hash,
+						  batch->item[i]->nid);
+	ksm_rmap_item_forget(twin);
+	ksm_rmap_item_claim(twin);
+	/* The twin's mm may exit meanwhile; its mm_struct must not go. */
+	mmgrab(twin->mm);
+	batch->wait[i].twin = twin;
+	batch->wait[i].twin_page = twin_page;
+	batch->wait[i].domain = domain;
+	batch->pairs |= BIT(i);
+}
+
+/*
+ * Is the new KSM page that page @p of @batch makes with its twin one of
+ * hash @hash in tree @nid? Safe while the batch's thread merges: that
+ * pins the item's VMA over ->chain and ->nid, never over ->hash, and our
+ * reference keeps the page on its node.
+ */
+static bool ksm_scan_pair_key_is(struct ksm_visit_batch *batch,
+				 unsigned int p, u64 hash, int nid)
+{
+	return batch->item[p]->hash == hash &&
+	       ksm_tree_index(page_to_nid(batch->walk.page[p])) == nid;
+}
+
+/* Pages of @batch that follow page @p (see ksm_scan_follow_pair()). */
+static unsigned int ksm_scan_nr_followers(struct ksm_visit_batch *batch,
+					  unsigned int p)
+{
+	unsigned long followers = batch->followers;
+	unsigned int i, nr = 0;
+
+	for_each_set_bit(i, &followers, KSM_BATCH)
+		nr += batch->wait[i].leader == p;
+	return nr;
+}
+
+/*
+ * Does an earlier page of @batch, of hash @hash in page @i's tree, wait to
+ * make a new KSM page with its twin? Then page @i joins that page once it
+ * is made, rather than pairing with a third page of the content into a
+ * second KSM page: the twin left the unstable tree, and the new page is
+ * not in the stable tree yet. Not beyond max_page_sharing mappers: later
+ * pages of the content pair among themselves, as they would with a full
+ * KSM page in the stable tree. O(KSM_BATCH).
+ */
+static bool ksm_scan_follow_pair(struct ksm_visit_batch *batch,
+				 unsigned int i, u64 hash)
+{
+	int nid = ksm_tree_index(page_to_nid(batch->walk.page[i]));
+	unsigned int max = READ_ONCE(ksm_ctx.knobs.max_page_sharing);
+	unsigned long pairs = batch->pairs;
+	unsigned int p;
+
+	for_each_set_bit(p, &pairs, KSM_BATCH) {
+		if (!ksm_scan_pair_key_is(batch, p, hash, nid))
+			continue;
+		/* The pair itself is two mappers. */
+		if (2 + ksm_scan_nr_followers(batch, p) >= max)
+			continue;
+		batch->item[i]->nid = nid;
+		batch->wait[i].leader = p;
+		batch->followers |= BIT(i);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Is another thread making a new KSM page of hash @hash in tree @nid right
+ * now? Then a page of the content is visited again once that page is
+ * made, as if it had waited for ksm_ctx.lock behind it: it would neither
+ * find the twin the other thread took out of the unstable tree, nor the
+ * new page in the stable tree, and would wait a pass in the unstable tree
+ * (or pair with a third page into a second KSM page, which the stable
+ * tree refuses, see ksm_stable_insert()). O(threads): a batch's summary
+ * of its pairs' keys spares most looks at the pairs themselves.
+ */
+static bool ksm_scan_pair_pending(struct ksm_visit_batch *batch, u64 hash,
+				  int nid)
+{
+	struct ksm_visit_batch *other;
+	unsigned long pairs;
+	unsigned int p;
+
+	ksm_assert_locked();
+	list_for_each_entry(other, &ksm_ctx.scan.pairing, pairing) {
+		if (other == batch ||
+		    !(other->pair_keys & ksm_scan_pair_key_bit(hash, nid)))
+			continue;
+		pairs = other->pairs;
+		for_each_set_bit(p, &pairs, KSM_BATCH)
+			if (ksm_scan_pair_key_is(other, p, hash, nid))
+				return true;
+	}
+	return false;
+}
+
+/*
+ * Make a new KSM page of @page, of @item, and the twin @wait found for it:
+ * compare the two, turn @page into a KSM page (or copy it into a fresh
+ * frame) and map that in place of the twin. Without ksm_ctx.lock: @item
+ * is in no tree and on the thread's own block list, the twin is claimed.
+ * Returns 0 when both pages map the new KSM page, -ESRCH when their bytes
+ * differ; the new KSM folio, referenced, in *@kfolio whenever @page became
+ * one.
+ */
+static int ksm_scan_merge_pair(struct ksm_rmap_item *item, struct page *page,
+			       struct ksm_batch_wait *wait,
+			       struct folio **kfolio)
+{
+	struct ksm_rmap_item *twin = wait->twin;
 	int err;
 
+	*kfolio = NULL;
+	/* Both are writable: benign, each merge compares them again. */
+	if (!data_race(ksm_pages_identical(page, wait->twin_page)))
+		return -ESRCH;
 	/* Two references on one large folio would keep it from splitting. */
 	if (folio_test_large(page_folio(page)) &&
-	    page_folio(tree_page) == page_folio(page)) {
-		put_page(tree_page);
-		tree_page = NULL;
+	    page_folio(wait->twin_page) == page_folio(page)) {
+		put_page(wait->twin_page);
+		wait->twin_page = NULL;
 	}
-	kfolio = ksm_scan_new_kfolio(item, page);
-	if (!kfolio)
-		goto out;
-	if (!tree_page)
-		tree_page = ksm_item_page(tree_item);
-	err = -EFAULT;
-	if (tree_page) {
-		ksm_rmap_item_forget(tree_item);
-		err = ksm_item_merge(tree_item, tree_page, &kfolio->page);
-		trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(tree_page),
-					      tree_item, tree_item->mm, err);
+	*kfolio = ksm_scan_new_kfolio(item, page);
+	if (!*kfolio)
+		return -EBUSY;
+	if (!wait->twin_page)
+		wait->twin_page = ksm_item_page(twin);
+	if (!wait->twin_page)
+		return -EFAULT;
+	err = ksm_item_merge(twin, wait->twin_page, &(*kfolio)->page);
+	trace_ksm_merge_with_ksm_page(*kfolio, page_to_pfn(wait->twin_page),
+				      twin, twin->mm, err);
+	return err;
+}
+
+/*
+ * Record what ksm_scan_merge_pair() made of @item's page and its twin
+ * (@err, @kfolio): a new node in the stable tree with both as mappers, or
+ * whatever merged undone; pages that did not merge go back in the
+ * unstable tree where they still wait for a twin. Ends the claim on the
+ * twin, which frees it if its owner let go of it meanwhile.
+ */
+static struct ksm_stable_node *
+ksm_scan_record_pair(struct ksm_rmap_item *item, struct ksm_batch_wait *wait,
+		     struct folio *kfolio, int err)
+{
+	struct ksm_rmap_item *twin = wait->twin;
+	struct ksm_stable_node *node = NULL;
+
+	ksm_assert_locked();
+	if (!kfolio) {
+		if (ksm_rmap_item_unclaim(twin))
+			ksm_unstable_keep(twin);
+		if (err == -ESRCH)
+			ksm_unstable_keep(item);
+		return NULL;
 	}
 	folio_lock(kfolio);
-	if (!err)
-		node = ksm_stable_insert(kfolio, item->hash,
-					 ksm_ctx.scan.domain);
+	if (!err && !ksm_rmap_item_orphaned(twin))
+		node = ksm_stable_insert(kfolio, item->hash, wait->domain);
 	if (node) {
+		ksm_rmap_item_unclaim(twin);
 		/* A new node has room for its first two mappers. */
-		ksm_stable_add_item(node, tree_item);
+		ksm_stable_add_item(node, twin);
 		ksm_stable_add_item(node, item);
 	}
 	folio_unlock(kfolio);
-	folio_put(kfolio);
-	if (!node) {
-		ksm_scan_unmerge(item);
-		if (!err)
-			ksm_scan_unmerge(tree_item);
+	if (node)
+		return node;
+	ksm_scan_unmerge(item);
+	if (!err)
+		ksm_scan_unmerge(twin);
+	ksm_rmap_item_unclaim(twin);
+	return NULL;
+}
+
+/*
+ * Under ksm_ctx.lock, once page @p of @batch made @kfolio, of @node (NULL
+ * if it did not): the pages that follow it join that page now, the others
+ * wait for a twin in the unstable tree.
+ */
+static void ksm_scan_lead_followers(struct ksm_visit_batch *batch,
+				    unsigned int p, struct folio *kfolio,
+				    struct ksm_stable_node *node)
+{
+	unsigned long followers = batch->followers;
+	unsigned int i;
+
+	ksm_assert_locked();
+	for_each_set_bit(i, &followers, KSM_BATCH) {
+		if (batch->wait[i].leader != p)
+			continue;
+		batch->followers &= ~BIT(i);
+		if (!node) {
+			ksm_unstable_keep(batch->item[i]);
+			put_page(batch->walk.page[i]);
+			continue;
+		}
+		folio_get(kfolio);
+		ksm_scan_join_later(batch, i, kfolio, node);
 	}
-out:
-	if (tree_page)
-		put_page(tree_page);
+}
+
+/*
+ * Make the new KSM pages of @batch's pairs without ksm_ctx.lock, then
+ * record them under it, and turn their followers into joins. Consumes the
+ * batch's references on both pages of every pair, and on followers that
+ * have nothing to join. Not inlined: its arrays would add to the batch's
+ * on ksm_scan_batch()'s stack.
+ */
+static noinline_for_stack void ksm_scan_pair_all(struct ksm_visit_batch *batch)
+{
+	unsigned long todo = batch->pairs;
+	struct mm_struct *twin_mm[KSM_BATCH];
+	struct ksm_stable_node *node;
+	struct folio *kfolio[KSM_BATCH];
+	int errs[KSM_BATCH];
+	unsigned int i;
+
+	for_each_set_bit(i, &todo, KSM_BATCH) {
+		twin_mm[i] = batch->wait[i].twin->mm;
+		errs[i] = ksm_scan_merge_pair(batch->item[i], batch->walk.page[i],
+					      &batch->wait[i], &kfolio[i]);
+	}
+
+	mutex_lock(&ksm_ctx.lock);
+	for_each_set_bit(i, &todo, KSM_BATCH) {
+		node = ksm_scan_record_pair(batch->item[i], &batch->wait[i],
+					    kfolio[i], errs[i]);
+		ksm_scan_lead_followers(batch, i, kfolio[i], node);
+	}
+	list_del(&batch->pairing);
+	batch->pairs = 0;
+	WRITE_ONCE(ksm_ctx.scan.pairs_done, ksm_ctx.scan.pairs_done + 1);
+	mutex_unlock(&ksm_ctx.lock);
+	wake_up_var(&ksm_ctx.scan.pairs_done);
+
+	for_each_set_bit(i, &todo, KSM_BATCH) {
+		put_page(batch->walk.page[i]);
+		if (batch->wait[i].twin_page)
+			put_page(batch->wait[i].twin_page);
+		if (kfolio[i])
+			folio_put(kfolio[i]);
+		mmdrop(twin_mm[i]);
+	}
 }
 
 /* Try to map the zero page at an all-zero page; 0 when done. */
@@ -1019,6 +1287,11 @@ static bool ksm_scan_visit_start(struct ksm_rmap_item *item, struct page *page)
 	struct folio *folio = page_folio(page);
 
 	ksm_assert_locked();
+	if (item->state == KSM_ITEM_MERGING) {
+		/* Another thread's twin: that thread records the verdict. */
+		ksm_ctx.stats.pages_scanned++;
+		return false;
+	}
 	if (item->state == KSM_ITEM_STABLE && folio_test_ksm(folio) &&
 	    ksm_folio_node(folio) == item->stable) {
 		ksm_ctx.stats.pages_scanned++;
@@ -1032,60 +1305,70 @@ static bool ksm_scan_visit_start(struct ksm_rmap_item *item, struct page *page)
 }
 
 /*
- * Find the page of @item, in @slot's mm, a twin or file it for later.
- * @content is the page's hash. A twin in the stable tree is returned (a
- * referenced KSM folio, its node in *@nodep) for the caller to join; other
- * merges are done here.
+ * Find a twin for page @i of @batch, in @slot's mm, or file it for later.
+ * Returns true when the page waits for a merge after the visits: into a
+ * KSM page the stable tree found, or with a twin from the unstable tree
+ * into a new one.
  */
-static struct folio *ksm_scan_visit(struct ksm_rmap_item *item,
-				    struct page *page, u64 content,
-				    struct ksm_mm *slot,
-				    struct ksm_stable_node **nodep)
+static bool ksm_scan_visit(struct ksm_visit_batch *batch, unsigned int i,
+			   struct ksm_mm *slot)
 {
+	struct ksm_rmap_item *item = batch->item[i], *tree_item;
+	struct page *page = batch->walk.page[i], *tree_page;
 	struct folio *folio = page_folio(page), *kfolio;
-	struct ksm_rmap_item *tree_item;
-	struct page *tree_page;
+	struct ksm_stable_node *node;
 	u64 hash;
 
 	ksm_assert_locked();
 	/* Pages are filed, and found, under a hash keyed by their domain. */
 	ksm_ctx.scan.domain = ksm_slot_domain(slot);
-	hash = ksm_domain_hash(content, ksm_ctx.scan.domain);
-	kfolio = ksm_stable_lookup(page, hash, page_to_nid(page), nodep);
+	hash = ksm_domain_hash(batch->content[i], ksm_ctx.scan.domain);
+	kfolio = ksm_stable_lookup(page, hash, page_to_nid(page), &node);
 	if (kfolio) {
 		item->hash = hash;
 		item->hashed = true;
 		if (ksm_huge_merge_pays(page, item->mm, ksm_item_addr(item), NULL,
-					NULL, 0))
-			return kfolio;
+					NULL, 0)) {
+			ksm_scan_join_later(batch, i, kfolio, node);
+			return true;
+		}
 		folio_put(kfolio);
-		return NULL;	/* retry next pass */
+		return false;	/* retry next pass */
 	}
 	if (folio_test_ksm(folio))
-		return NULL;	/* a KSM page outside the tree: leave it */
+		return false;	/* a KSM page outside the tree: leave it */
 	if (!ksm_scan_settled(item, hash))
-		return NULL;
+		return false;
 
 	if (READ_ONCE(ksm_ctx.knobs.use_zero_pages) &&
-	    content == ksm_ctx.zero_hash &&
+	    batch->content[i] == ksm_ctx.zero_hash &&
 	    ksm_huge_merge_pays(page, item->mm, ksm_item_addr(item), NULL, NULL, 0) &&
 	    !ksm_scan_merge_zero(item, page))
-		return NULL;
+		return false;
 
+	if (ksm_scan_follow_pair(batch, i, hash))
+		return true;
+	if (ksm_scan_pair_pending(batch, hash,
+				  ksm_tree_index(page_to_nid(page)))) {
+		batch->retry |= BIT(i);
+		batch->retry_after = ksm_ctx.scan.pairs_done;
+		return true;
+	}
 	tree_item = ksm_unstable_find_or_insert(item, page, &tree_page);
 	if (!tree_item) {
 		ksm_scan_note_fruitless(item);
-		return NULL;
+		return false;
 	}
 	if (!ksm_huge_merge_pays(page, item->mm, ksm_item_addr(item), tree_page,
 				 tree_item->mm, ksm_item_addr(tree_item))) {
 		/* Both stay whole; the twin stays in the tree for others. */
 		put_page(tree_page);
 		ksm_scan_note_fruitless(item);
-		return NULL;
+		return false;
 	}
-	ksm_scan_merge_pair(item, page, tree_item, tree_page);
-	return NULL;
+	ksm_scan_pair_later(batch, i, tree_item, tree_page,
+			    ksm_ctx.scan.domain);
+	return true;
 }
 
 /*
@@ -1143,17 +1426,15 @@ static void ksm_scan_prepare(struct ksm_claim *claim,
 /*
  * Visit page @i of @batch under ksm_ctx.lock, which is dropped while a
  * page that still needs its hash is hashed. Returns true when the page
- * waits to join a KSM page; the batch's reference on any other page can
- * go: a twin this thread or another finds in the unstable tree must carry
- * no reference but the finder's, or its merge is refused.
+ * waits for a merge (ksm_scan_visit()); the batch's reference on any
+ * other page can go: a twin this thread or another finds in the unstable
+ * tree must carry no reference but the finder's, or its merge is refused.
  */
 static bool ksm_scan_visit_one(struct ksm_claim *claim,
 			       struct ksm_visit_batch *batch, unsigned int i)
 {
 	struct ksm_rmap_item *item = batch->item[i];
 	struct page *page = batch->walk.page[i];
-	struct ksm_stable_node *node;
-	struct folio *kfolio;
 
 	if (!item)
 		return false;
@@ -1167,25 +1448,40 @@ static bool ksm_scan_visit_one(struct ksm_claim *claim,
 		batch->content[i] = ksm_page_hash(page);
 		mutex_lock(&ksm_ctx.lock);
 	}
-	kfolio = ksm_scan_visit(item, page, batch->content[i], claim->slot,
-				&node);
-	if (!kfolio)
-		return false;
-	ksm_scan_join_later(batch, i, kfolio, node);
-	return true;
+	return ksm_scan_visit(batch, i, claim->slot);
+}
+
+/*
+ * Merge the pages of @batch that wait for it, without ksm_ctx.lock: first
+ * the pairs, whose followers then join their new KSM pages with the other
+ * joins.
+ */
+static void ksm_scan_merge_waiting(struct ksm_visit_batch *batch)
+{
+	if (batch->pairs)
+		ksm_scan_pair_all(batch);
+	if (batch->joins)
+		ksm_scan_join_all(batch);
+	batch->joins = 0;
 }
 
 /*
  * Visit the pages of @batch, in @claim's block, under one hold of
- * ksm_ctx.lock, then merge those that join KSM pages without it
- * (ksm_scan_join_all()). Consumes the batch's page references.
+ * ksm_ctx.lock, then merge those that wait for it without the lock
+ * (ksm_scan_merge_waiting()). A page whose content another thread is
+ * making a KSM page of meanwhile is visited again once it is made.
+ * Consumes the batch's page references.
  */
 static void ksm_scan_visit_batch(struct ksm_claim *claim,
 				 struct ksm_visit_batch *batch)
 {
+	unsigned long retry;
 	unsigned int i;
 
 	batch->joins = 0;
+	batch->pairs = 0;
+	batch->followers = 0;
+	batch->retry = 0;
 	mutex_lock(&ksm_ctx.lock);
 	ksm_rmap_list_free(&batch->stale);
 	for (i = 0; i < batch->walk.nr; i++)
@@ -1194,8 +1490,22 @@ static void ksm_scan_visit_batch(struct ksm_claim *claim,
 	mutex_unlock(&ksm_ctx.lock);
 	/* Once per batch, and not while others may wait for the lock. */
 	cond_resched();
-	if (batch->joins)
-		ksm_scan_join_all(batch);
+	ksm_scan_merge_waiting(batch);
+
+	while (batch->retry) {
+		/* Each wait ends when some thread recorded its pairs. */
+		wait_var_event(&ksm_ctx.scan.pairs_done,
+			       READ_ONCE(ksm_ctx.scan.pairs_done) !=
+			       batch->retry_after);
+		retry = batch->retry;
+		batch->retry = 0;
+		mutex_lock(&ksm_ctx.lock);
+		for_each_set_bit(i, &retry, KSM_BATCH)
+			if (!ksm_scan_visit(batch, i, claim->slot))
+				put_page(batch->walk.page[i]);
+		mutex_unlock(&ksm_ctx.lock);
+		ksm_scan_merge_waiting(batch);
+	}
 }
 
 /**

@@ -515,15 +515,34 @@ static struct ksm_stable_key *ksm_key_create(struct rb_root *root, u64 hash,
 	return key;
 }
 
+/*
+ * Would a lookup of @kfolio's content under @key pick a live copy with
+ * room rather than @kfolio? O(1) like ksm_key_pick_copy().
+ */
+static bool ksm_key_taken(struct ksm_stable_key *key, struct folio *kfolio)
+{
+	struct ksm_stable_node *other;
+	struct folio *folio = ksm_key_pick_copy(key, &kfolio->page, &other);
+
+	if (!folio)
+		return false;
+	folio_put(folio);
+	return true;
+}
+
 /**
  * ksm_stable_insert() - give a new KSM folio its node in the stable tree
  * @kfolio: locked folio just turned into a KSM folio with no node yet.
  * @hash: the hash its content is filed under (domain included).
  * @domain: the merge domain of its mappers.
  *
+ * A content gets a second KSM page only when the first is full: threads
+ * that made KSM pages of one content side by side (see scan.c) find the
+ * content filed already, with room, and the later ones are refused.
+ *
  * Context: ksm_ctx.lock held.
  * Return: the new node, now referenced by @kfolio->mapping; NULL without
- * memory.
+ * memory or when a KSM page of the content still has room for mappers.
  */
 struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
 					  u64 domain)
@@ -545,6 +564,11 @@ struct ksm_stable_node *ksm_stable_insert(struct folio *kfolio, u64 hash,
 	}
 
 	key = ksm_key_find(root, &kfolio->page, hash, true, &link, &parent);
+	if (key && ksm_key_taken(key, kfolio)) {
+		ksm_node_free_mappers(node);
+		kmem_cache_free(ksm_stable_node_cache, node);
+		return NULL;
+	}
 	if (!key) {
 		key = ksm_key_create(root, hash, nid, link, parent);
 		if (key)

@@ -7,8 +7,9 @@
  * a hash table: each bucket is a singly linked chain of items (->chain),
  * keyed by the hash each item had when it went in (and the NUMA tree index
  * it was filed under). That hash never changes while the item is in, so
- * the table stays consistent however the pages are written to; a lookup
- * compares whole pages only against entries with an equal hash.
+ * the table stays consistent however the pages are written to; a page is
+ * compared only with an entry of an equal hash, by the merge that follows
+ * a lookup (without ksm_ctx.lock, see scan.c).
  *
  * Walking a chain reads every item on it, each a cache miss (and under
  * QEMU's TCG a miss of its software TLB): on pages without a twin, nearly
@@ -38,7 +39,7 @@
 
 #include "internal.h"
 
-/* Most equal-hash entries one lookup compares against. */
+/* Most equal-hash entries one lookup looks at. */
 #define KSM_UNSTABLE_MAX_COMPARES	8
 
 /* Bucket count bounds (log2). */
@@ -158,8 +159,9 @@ void ksm_unstable_reset(void)
 }
 
 /*
- * Return a referenced page of @tree_item identical to @page, or NULL.
- * Pages that moved to another node do not match when merging per node.
+ * Return a referenced page of @tree_item that may be @page's twin, or
+ * NULL: an ordinary anonymous page on the tree's node, other than @page.
+ * Its bytes are not compared here but by the merge, without ksm_ctx.lock.
  * An entry whose address no longer maps an ordinary anonymous page (it
  * was unmapped, or merged: mapped to a KSM page or the zero page) is
  * taken out of the table, so that it stops using up the compare budget
@@ -176,9 +178,6 @@ static struct page *ksm_unstable_match(struct ksm_rmap_item *tree_item,
 	}
 	if (tree_page == page ||
 	    ksm_tree_index(page_to_nid(tree_page)) != nid)
-		goto no_match;
-	/* Both are writable: benign, the merge compares them again. */
-	if (!data_race(ksm_pages_identical(page, tree_page)))
 		goto no_match;
 	return tree_page;
 
@@ -291,6 +290,10 @@ bool ksm_unstable_has_other(u64 hash, int nid, struct mm_struct *mm,
  * @page: the page, referenced by the caller.
  * @match: set to the twin's page (referenced) when one is found.
  *
+ * A twin is an entry of the same hash whose page is still there; the
+ * caller compares the bytes. @item's ->nid is set to its tree either way,
+ * so that it can go in later with ksm_unstable_keep().
+ *
  * Context: ksm_ctx.lock held; may sleep (takes other mms' mmap_lock).
  * Return: the twin's item, still linked in the table; or NULL after
  * inserting @item.
@@ -315,8 +318,10 @@ struct ksm_rmap_item *ksm_unstable_find_or_insert(struct ksm_rmap_item *item,
 			continue;
 		budget--;
 		*match = ksm_unstable_match(tree_item, page, nid);
-		if (*match)
+		if (*match) {
+			item->nid = nid;
 			return tree_item;
+		}
 	}
 
 	ksm_unstable_insert(item, nid);
