@@ -574,6 +574,7 @@ static inline bool ksm_rmap_item_orphaned(const struct ksm_rmap_item *item)
 {
 	return item->state == KSM_ITEM_MERGING && item->pass;
 }
+
 void ksm_rmap_item_forget(struct ksm_rmap_item *item);
 void ksm_rmap_list_free(struct ksm_rmap_item **link);
 void ksm_mm_items_free(struct ksm_mm *slot, unsigned long start,

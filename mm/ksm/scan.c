@@ -314,7 +314,7 @@ static unsigned int ksm_find_pages(struct mm_struct *mm, unsigned long *from,
 /*
  * The first anonymous page of @mm in a mergeable VMA at or after *@from,
  * as ksm_find_pages(); its address in *@addr. NULL when there is none.
- * Not inlined: its batch would add to the one on ksm_scan_batch()'s stack.
+ * Not inlined: its batch would add to ksm_scan_batch()'s stack frame.
  */
 static noinline_for_stack struct page *
 ksm_find_page(struct mm_struct *mm, unsigned long *from, unsigned long end,
@@ -832,7 +832,7 @@ static void ksm_scan_record_joins(struct ksm_visit_batch *batch,
  * duplicates costs, run without ksm_ctx.lock: they touch only the pages,
  * under their folio locks and the page table lock, and the items, which
  * are in no tree and on the thread's own block list. Not inlined: its
- * arrays would add to the batch's on ksm_scan_batch()'s stack.
+ * arrays would add to ksm_scan_batch()'s stack frame.
  */
 static noinline_for_stack void ksm_scan_join_all(struct ksm_visit_batch *batch)
 {
@@ -1165,8 +1165,8 @@ static void ksm_scan_lead_followers(struct ksm_visit_batch *batch,
  * Make the new KSM pages of @batch's pairs without ksm_ctx.lock, then
  * record them under it, and turn their followers into joins. Consumes the
  * batch's references on both pages of every pair, and on followers that
- * have nothing to join. Not inlined: its arrays would add to the batch's
- * on ksm_scan_batch()'s stack.
+ * have nothing to join. Not inlined: its arrays would add to
+ * ksm_scan_batch()'s stack frame.
  */
 static noinline_for_stack void ksm_scan_pair_all(struct ksm_visit_batch *batch)
 {
@@ -1519,10 +1519,15 @@ static void ksm_scan_visit_batch(struct ksm_claim *claim,
  */
 int ksm_scan_batch(struct ksm_claim *claim, unsigned int nr_pages)
 {
-	struct ksm_visit_batch batch;
+	struct ksm_visit_batch *batch;
 	int err = 0;
 
 	lockdep_assert_held_read(&ksm_ctx.scan_sem);
+	/* About 2 KiB: too much for the stack under the merges' calls. */
+	batch = kmalloc(sizeof(*batch), GFP_KERNEL | __GFP_NORETRY |
+			__GFP_NOWARN);
+	if (!batch)
+		return 0;	/* the thread sleeps and tries again */
 	while (nr_pages) {
 		if (!claim->slot) {
 			mutex_lock(&ksm_ctx.lock);
@@ -1531,22 +1536,23 @@ int ksm_scan_batch(struct ksm_claim *claim, unsigned int nr_pages)
 			if (err)
 				break;
 		}
-		batch.walk.max = min(nr_pages, KSM_BATCH);
-		if (!ksm_claim_next_pages(claim, &batch.walk)) {
+		batch->walk.max = min(nr_pages, KSM_BATCH);
+		if (!ksm_claim_next_pages(claim, &batch->walk)) {
 			mutex_lock(&ksm_ctx.lock);
 			ksm_claim_finish(claim);
 			mutex_unlock(&ksm_ctx.lock);
 			continue;
 		}
-		ksm_scan_prepare(claim, &batch);
-		ksm_scan_visit_batch(claim, &batch);
-		nr_pages -= batch.walk.nr;
+		ksm_scan_prepare(claim, batch);
+		ksm_scan_visit_batch(claim, batch);
+		nr_pages -= batch->walk.nr;
 	}
 	if (claim->slot) {
 		mutex_lock(&ksm_ctx.lock);
 		ksm_claim_park(claim);
 		mutex_unlock(&ksm_ctx.lock);
 	}
+	kfree(batch);
 	return err == -EAGAIN ? err : 0;
 }
 

@@ -91,11 +91,13 @@ static void ksm_test_summaries_cover(struct kunit *test)
 
 	for (i = 0; i < 1UL << ksm_ctx.unstable_bits; i++) {
 		bucket = &ksm_ctx.unstable_table[i];
-		for (item = bucket->head; item; item = item->chain)
-			KUNIT_EXPECT_TRUE_MSG(test,
-				ksm_unstable_may_hold(bucket, item->hash,
-						      item->nid),
-				"hash %llu", item->hash);
+		for (item = bucket->head; item; item = item->chain) {
+			bool held = ksm_unstable_may_hold(bucket, item->hash,
+							  item->nid);
+
+			KUNIT_EXPECT_TRUE_MSG(test, held, "hash %llu",
+					      item->hash);
+		}
 	}
 }
 
