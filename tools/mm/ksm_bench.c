@@ -33,7 +33,8 @@
  *             four times, and for two threads to read half of it each at
  *             once; two_over_one is the second rate over the first, the
  *             most two ksmd threads could gain in this guest on this host
- *   reset     only reset KSM (run=2, 6.12 defaults, run=0)
+ *   reset     only reset KSM (run=2, 6.12 defaults and our knobs' boot
+ *             values, run=0)
  *
  * Options:
  *   -p PROCS   processes (default 1)
@@ -246,7 +247,12 @@ static int ksm_write_long(const char *knob, long val)
 	return ksm_write(knob, buf);
 }
 
-/* run=2 (unmerge everything), the 6.12 defaults, run=0. */
+/*
+ * run=2 (unmerge everything), the 6.12 defaults, run=0.  Knobs that 6.12
+ * lacks go back to their boot values too where the kernel has them
+ * (ksm_write() skips a missing file): a workload's -k merge_domain=process
+ * must not leave the next workload's processes unable to merge.
+ */
 static int ksm_reset(void)
 {
 	static const char *const defaults[][2] = {
@@ -258,6 +264,10 @@ static int ksm_reset(void)
 		{ "use_zero_pages", "0" },
 		{ "stable_node_chains_prune_millisecs", "2000" },
 		{ "smart_scan", "1" },
+		{ "merge_domain", "user" },
+		{ "merge_fresh_frames", "1" },
+		{ "ksmd_threads", "1" },
+		{ "huge_split_min_subpages", "64" },
 	};
 	unsigned int i;
 	int ret = ksm_write("run", "2");
