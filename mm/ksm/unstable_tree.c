@@ -40,7 +40,7 @@
 #include "internal.h"
 
 /* Most equal-hash entries one lookup looks at. */
-#define KSM_UNSTABLE_MAX_COMPARES	8
+#define KSM_UNSTABLE_MAX_LOOKS	8
 
 /* Bucket count bounds (log2). */
 #define KSM_UNSTABLE_MIN_BITS	10
@@ -164,8 +164,8 @@ void ksm_unstable_reset(void)
  * Its bytes are not compared here but by the merge, without ksm_ctx.lock.
  * An entry whose address no longer maps an ordinary anonymous page (it
  * was unmapped, or merged: mapped to a KSM page or the zero page) is
- * taken out of the table, so that it stops using up the compare budget
- * of every later lookup of its hash.
+ * taken out of the table, so that it stops using up the budget of every
+ * later lookup of its hash.
  */
 static struct page *ksm_unstable_match(struct ksm_rmap_item *tree_item,
 				       struct page *page, int nid)
@@ -267,7 +267,7 @@ bool ksm_unstable_has_other(u64 hash, int nid, struct mm_struct *mm,
 			    unsigned long start, unsigned long end)
 {
 	struct ksm_unstable_bucket *bucket = ksm_unstable_bucket(hash, nid);
-	int budget = KSM_UNSTABLE_MAX_COMPARES;
+	int budget = KSM_UNSTABLE_MAX_LOOKS;
 	struct ksm_rmap_item *item;
 
 	ksm_assert_locked();
@@ -305,7 +305,7 @@ struct ksm_rmap_item *ksm_unstable_find_or_insert(struct ksm_rmap_item *item,
 	int nid = ksm_tree_index(page_to_nid(page));
 	struct ksm_unstable_bucket *bucket;
 	struct ksm_rmap_item *tree_item, *next;
-	int budget = KSM_UNSTABLE_MAX_COMPARES;
+	int budget = KSM_UNSTABLE_MAX_LOOKS;
 
 	ksm_assert_locked();
 	bucket = ksm_unstable_bucket(item->hash, nid);
