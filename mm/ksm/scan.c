@@ -29,10 +29,11 @@
  *
  * Steps 1, 2 and 4, most of the cost of a page that does not merge and of
  * every merge, run in parallel on as many threads as the ksmd_threads
- * knob asks for; step 3 is one critical section per batch. A twin that
- * another thread visits meanwhile is already claimed: nobody else finds
- * it in the unstable tree, and a later page of its content waits there
- * for the next pass, where it finds the new KSM page.
+ * knob asks for; step 3 is one critical section per batch. A claimed twin
+ * is found by nobody else: a later page of its content in the same batch
+ * follows the pair and joins the new KSM page, and one of another thread
+ * is visited again once that thread recorded the page (see
+ * ksm_scan_pair_pending()), so the pass ends as a single thread's would.
  *
  * A pass is complete when every block was handed out and no claim is
  * left: full_scans goes up, and the next pass starts with an empty
@@ -71,9 +72,10 @@
  * needs our reference to be the only extra one.
  *
  * The batch's reference on a page goes as soon as its visit is over
- * (unless it waits to join a KSM page): at most 31 extra frames per thread
- * are pinned from migration and compaction at a time, and none that
- * another merge may need to find unreferenced.
+ * (unless it waits for a merge or for another visit): per thread at most
+ * a batch of frames and the twins of its pairs are pinned from migration
+ * and compaction at a time, and none that another merge may need to find
+ * unreferenced.
  */
 
 /**
